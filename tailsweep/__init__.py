@@ -1,0 +1,11 @@
+"""tailsweep: which loss-weighting scheme works best on *your* long-tailed labels.
+
+The package has four parts (see the README's architecture section):
+
+- :mod:`tailsweep.datasets` -- the Arrow label-table format, validation, statistics, demo data.
+- :mod:`tailsweep.losses` -- the weighting-scheme registry.
+- :mod:`tailsweep.trainables` -- the Ray Train worker loop, models and metrics.
+- :mod:`tailsweep.orchestrator` -- the sweep spec, the Ray Tune run, MLflow tracking and the CLI.
+"""
+
+__version__ = "0.1.0"

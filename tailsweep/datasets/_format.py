@@ -1,0 +1,284 @@
+"""The label-table format: a directory of Parquet files plus a small JSON manifest.
+
+::
+
+    DIR/
+      manifest.json     name, task, input kind, source, licence, format version
+      labels.parquet    label (string), parents (list<string>), name (string), depth (int32)
+      train.parquet     id (string), labels (list<string>), and one input column:
+      val.parquet         image (binary, encoded PNG/JPEG) | image_path (string)
+      test.parquet        | features (fixed_size_list<float32>)
+      stats.json        cached LabelStats (written by tailsweep, safe to delete)
+
+Every file is plain Parquet, readable by pyarrow, DuckDB, pandas or Ray Data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+INPUT_KINDS = ("image", "image_path", "features")
+MANIFEST_FILE = "manifest.json"
+LABELS_FILE = "labels.parquet"
+ROW_GROUP_SIZE = 1024  # rows per Parquet row group: small enough to stream images
+
+
+class TableError(ValueError):
+    """A label table that cannot be read at all (missing manifest or label file...)."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Dataset-level metadata stored in ``manifest.json``."""
+
+    name: str
+    input: str
+    task: str = "multilabel"
+    source: str = ""
+    licence: str = ""
+    format_version: int = FORMAT_VERSION
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def split_file(split: str) -> str:
+    return f"{split}.parquet"
+
+
+def hierarchy_depths(labels: Sequence[str], parents: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Depth of every label: 1 for top-level nodes, else 1 + the deepest parent (longest path).
+
+    Unknown parents and cycles are ignored here (validation reports them); such nodes get the
+    depth reachable through their known, acyclic parents.
+    """
+    known = set(labels)
+    depth: dict[str, int] = {}
+    visiting: set[str] = set()
+
+    def visit(label: str) -> int:
+        if label in depth:
+            return depth[label]
+        if label in visiting:  # cycle: cut it
+            return 0
+        visiting.add(label)
+        ps = [p for p in parents.get(label, ()) if p in known]
+        d = 1 + max((visit(p) for p in ps), default=0)
+        visiting.discard(label)
+        depth[label] = d
+        return d
+
+    for label in labels:
+        visit(label)
+    return depth
+
+
+def ancestor_closure_matrix(labels: Sequence[str], parents: Mapping[str, Sequence[str]]):
+    """Sparse C x C matrix A with A[j, k] = 1 iff k is j or an ancestor of j.
+
+    Multiplying a multi-hot row by A and clipping closes it upward.
+    """
+    import scipy.sparse as sp
+
+    index = {label: i for i, label in enumerate(labels)}
+    ancestors: dict[str, set[str]] = {}
+
+    def anc(label: str, stack: frozenset[str] = frozenset()) -> set[str]:
+        if label in ancestors:
+            return ancestors[label]
+        out: set[str] = set()
+        for p in parents.get(label, ()):
+            if p in index and p not in stack:
+                out.add(p)
+                out |= anc(p, stack | {label})
+        ancestors[label] = out
+        return out
+
+    rows, cols = [], []
+    for label, i in index.items():
+        rows.append(i)
+        cols.append(i)
+        for a in anc(label):
+            rows.append(i)
+            cols.append(index[a])
+    data = np.ones(len(rows), dtype=np.int32)
+    return sp.csr_matrix((data, (rows, cols)), shape=(len(labels), len(labels)))
+
+
+class LabelTable:
+    """Read access to a label-table directory.
+
+    Opening reads only the manifest and ``labels.parquet``; splits are read on demand.
+    Use :func:`tailsweep.datasets.validate_table` for a full check before training.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        manifest_path = self.root / MANIFEST_FILE
+        labels_path = self.root / LABELS_FILE
+        if not self.root.is_dir():
+            raise TableError(f"{self.root}: not a directory; a label table is a directory of Parquet files "
+                             f"(create the demo one with `launch data synth {self.root}`)")
+        if not manifest_path.is_file():
+            raise TableError(f"{manifest_path}: missing; every label table needs a manifest.json "
+                             f"with at least 'name' and 'input' ({'|'.join(INPUT_KINDS)})")
+        try:
+            raw = json.loads(manifest_path.read_text())
+            self.manifest = Manifest(**raw)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise TableError(f"{manifest_path}: unreadable manifest ({exc}); expected JSON with keys "
+                             f"name, input, task, source, licence, format_version, extra") from exc
+        if not labels_path.is_file():
+            raise TableError(f"{labels_path}: missing; it lists one row per label (label, parents, name)")
+        tbl = pq.read_table(labels_path)
+        for col in ("label", "parents"):
+            if col not in tbl.column_names:
+                raise TableError(f"{labels_path}: column '{col}' missing (has {tbl.column_names})")
+        self.labels: tuple[str, ...] = tuple(str(x) for x in tbl.column("label").to_pylist())
+        parents_col = tbl.column("parents").to_pylist()
+        self.parents: dict[str, tuple[str, ...]] = {
+            label: tuple(p or ()) for label, p in zip(self.labels, parents_col, strict=True)
+        }
+        names = tbl.column("name").to_pylist() if "name" in tbl.column_names else self.labels
+        self.names: dict[str, str] = {
+            label: (n if n else label) for label, n in zip(self.labels, names, strict=True)
+        }
+        self.index: dict[str, int] = {label: i for i, label in enumerate(self.labels)}
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def input_kind(self) -> str:
+        return self.manifest.input
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    @property
+    def is_hierarchical(self) -> bool:
+        return any(self.parents.values())
+
+    @cached_property
+    def depths(self) -> np.ndarray:
+        d = hierarchy_depths(self.labels, self.parents)
+        return np.array([d[label] for label in self.labels], dtype=np.int32)
+
+    @cached_property
+    def closure(self):
+        return ancestor_closure_matrix(self.labels, self.parents)
+
+    def path(self, split: str) -> Path:
+        return self.root / split_file(split)
+
+    def read(self, split: str, columns: Sequence[str] | None = None) -> pa.Table:
+        path = self.path(split)
+        if not path.is_file():
+            raise TableError(f"{path}: split '{split}' missing")
+        return pq.read_table(path, columns=list(columns) if columns else None)
+
+    def targets(self, split: str | pa.Table) -> np.ndarray:
+        """Ancestor-closed multi-hot targets, shape (N, C), dtype uint8. Unknown labels are dropped
+        (validation reports them)."""
+        tbl = self.read(split, ["labels"]) if isinstance(split, str) else split
+        return self.encode(tbl.column("labels"))
+
+    def encode(self, labels_column: pa.ChunkedArray | pa.Array, close: bool = True) -> np.ndarray:
+        """Multi-hot (N, C) uint8 from a list<string> column; ``close`` adds every ancestor."""
+        import scipy.sparse as sp
+
+        col = labels_column
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks() if col.num_chunks else pa.array([], type=pa.list_(pa.string()))
+        n = len(col)
+        flat = pc.list_flatten(col)
+        rows = pc.list_parent_indices(col).to_numpy(zero_copy_only=False)
+        idx = pc.index_in(flat, value_set=pa.array(self.labels, type=pa.string()))
+        idx_np = idx.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        keep = idx_np >= 0
+        cols, rows = idx_np[keep], rows[keep]
+        y = sp.csr_matrix((np.ones(len(rows), np.int32), (rows, cols)), shape=(n, self.num_labels))
+        if close and self.is_hierarchical:
+            y = y @ self.closure
+        out = np.asarray(y.todense() > 0, dtype=np.uint8)
+        return out
+
+    def digest(self) -> str:
+        """Content digest of the label file and the three splits (for MLflow and caches)."""
+        return files_digest([self.root / LABELS_FILE] + [self.path(s) for s in SPLITS])
+
+
+def files_digest(paths: Iterable[Path]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        if p.is_file():
+            with p.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def write_table(
+    root: str | Path,
+    manifest: Manifest,
+    labels: Sequence[Mapping[str, object]],
+    splits: Mapping[str, pa.Table],
+) -> LabelTable:
+    """Write a label table atomically-enough: files go to a temporary sibling directory that is
+    renamed into place, so an interrupted write never leaves a half-written table.
+
+    Args:
+        root: target directory (must not exist, or be empty).
+        manifest: dataset metadata.
+        labels: one mapping per label with keys ``label``, ``parents`` and optionally ``name``.
+        splits: ``{"train": table, "val": table, "test": table}``.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        raise TableError(f"{root}: already exists and is not empty; choose a new directory or delete it")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        label_ids = [str(x["label"]) for x in labels]
+        parents = {str(x["label"]): list(x.get("parents") or []) for x in labels}
+        depths = hierarchy_depths(label_ids, parents)
+        tbl = pa.table(
+            {
+                "label": pa.array(label_ids, pa.string()),
+                "parents": pa.array([parents[x] for x in label_ids], pa.list_(pa.string())),
+                "name": pa.array([str(x.get("name") or x["label"]) for x in labels], pa.string()),
+                "depth": pa.array([depths[x] for x in label_ids], pa.int32()),
+            }
+        )
+        pq.write_table(tbl, tmp / LABELS_FILE)
+        for split, table in splits.items():
+            pq.write_table(table, tmp / split_file(split), row_group_size=ROW_GROUP_SIZE)
+        (tmp / MANIFEST_FILE).write_text(manifest.to_json())
+        if root.exists():
+            root.rmdir()
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return LabelTable(root)

@@ -1,0 +1,131 @@
+"""The scheme registry: one literal dict of :class:`SchemeInfo` plus one factory, :func:`build_loss`."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ..datasets import LabelStats
+from ._flat import (
+    AsymmetricLoss,
+    EffectiveNumberBCE,
+    FocalLoss,
+    InverseFrequencyBCE,
+    PosWeightBCE,
+    SqrtInverseFrequencyBCE,
+    UnweightedBCE,
+)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A scheme hyperparameter: its default and the range a sweep searches.
+
+    ``scale``: ``linear`` or ``log`` sample in [low, high]; ``log1m`` samples 1 - x log-uniformly
+    (for beta close to 1). ``nullable``: None is an allowed value (disables the term).
+    """
+
+    default: float | None
+    low: float | None = None
+    high: float | None = None
+    scale: str = "linear"
+    nullable: bool = False
+    doc: str = ""
+
+    @property
+    def searchable(self) -> bool:
+        return self.low is not None and self.high is not None
+
+    def sample(self, rng) -> float:
+        """Draw one value with a numpy Generator (random search)."""
+        if not self.searchable:
+            return self.default
+        lo, hi = float(self.low), float(self.high)
+        if self.scale == "log":
+            return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+        if self.scale == "log1m":
+            return float(1 - math.exp(rng.uniform(math.log(1 - hi), math.log(1 - lo))))
+        return float(rng.uniform(lo, hi))
+
+    def check(self, value) -> str | None:
+        """None if ``value`` is allowed, else why not."""
+        if value is None:
+            return None if self.nullable else "may not be null"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"must be a number, got {value!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class SchemeInfo:
+    """Metadata of one weighting scheme."""
+
+    name: str
+    loss: type[nn.Module]
+    summary: str
+    paper: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+    needs_hierarchy: bool = False
+    needs_ensemble: bool = False
+
+
+SCHEMES: dict[str, SchemeInfo] = {
+    "unweighted": SchemeInfo(
+        "unweighted", UnweightedBCE, "plain BCE", "baseline of both seed papers"),
+    "inverse_frequency": SchemeInfo(
+        "inverse_frequency", InverseFrequencyBCE, "positives weighted 1/n_j (mean 1)",
+        "baseline of Shen, Agrawal, Cheng, arXiv 2305.04379",
+        {"max_weight": Param(None, nullable=True, doc="clip weights at this value (null: no clip)")}),
+    "sqrt_inverse_frequency": SchemeInfo(
+        "sqrt_inverse_frequency", SqrtInverseFrequencyBCE, "positives weighted 1/sqrt(n_j) (mean 1)",
+        "common practice (e.g. Mahajan et al., ECCV 2018)",
+        {"max_weight": Param(None, nullable=True, doc="clip weights at this value (null: no clip)")}),
+    "pos_weight": SchemeInfo(
+        "pos_weight", PosWeightBCE, "positives weighted (N-n_j)/n_j, as BCEWithLogitsLoss(pos_weight)",
+        "common practice (PyTorch BCEWithLogitsLoss)",
+        {"max_weight": Param(None, nullable=True, doc="clip weights at this value (null: no clip)")}),
+    "effective_number": SchemeInfo(
+        "effective_number", EffectiveNumberBCE,
+        "class-balanced by effective number; beta=0 unweighted, beta->1 inverse frequency",
+        "Cui et al., CVPR 2019; tailsweep's reading of Shen et al., arXiv 2305.04379",
+        {"beta": Param(0.999, 0.9, 0.9999, "log1m", doc="in [0, 1); larger = closer to inverse frequency")}),
+    "focal": SchemeInfo(
+        "focal", FocalLoss, "(1-p_t)^gamma modulation with alpha balance", "Lin et al., ICCV 2017",
+        {"gamma": Param(2.0, 0.5, 3.0, doc="focusing parameter >= 0"),
+         "alpha": Param(0.25, nullable=True, doc="positive balance in [0, 1]; null disables")}),
+    "asymmetric": SchemeInfo(
+        "asymmetric", AsymmetricLoss, "asymmetric focusing with probability margin on negatives",
+        "Ridnik et al., ICCV 2021 (mean, not their sum)",
+        {"gamma_pos": Param(0.0, doc="positive focusing >= 0"),
+         "gamma_neg": Param(4.0, 1.0, 6.0, doc="negative focusing >= 0"),
+         "clip": Param(0.05, 0.0, 0.1, doc="probability margin m in [0, 1)")}),
+}
+
+
+class UnknownSchemeError(ValueError):
+    pass
+
+
+def get_scheme(name: str) -> SchemeInfo:
+    try:
+        return SCHEMES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, SCHEMES, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UnknownSchemeError(
+            f"unknown scheme '{name}'{hint}; valid schemes: {', '.join(SCHEMES)}") from None
+
+
+def build_loss(name: str, stats: LabelStats, **params) -> nn.Module:
+    """Build scheme ``name`` from training-split statistics; unknown params raise with the valid ones."""
+    info = get_scheme(name)
+    unknown = set(params) - set(info.params)
+    if unknown:
+        raise ValueError(f"scheme '{name}' has no parameter(s) {sorted(unknown)}; "
+                         f"it takes {sorted(info.params) or 'none'}")
+    full = {k: p.default for k, p in info.params.items()} | params
+    return info.loss.from_label_stats(stats, **full)

@@ -1,0 +1,61 @@
+"""Pure weight functions: label statistics in, per-label weight vectors out (METHODS.md section 1).
+
+Weights are computed once from the *training* split. Unless a scheme defines its own scale, they
+are normalised to mean 1 over labels that have training positives; labels with n_j = 0 get 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _normalise(w: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    out = np.ones_like(w, dtype=np.float64)
+    if valid.any():
+        out[valid] = w[valid] / w[valid].mean()
+    return out
+
+
+def _clip(w: np.ndarray, max_weight: float | None) -> np.ndarray:
+    return np.minimum(w, max_weight) if max_weight is not None else w
+
+
+def inverse_frequency_weights(counts: np.ndarray, power: float = 1.0, max_weight: float | None = None) -> np.ndarray:
+    """Positive-term weights w_j proportional to 1 / n_j**power, mean 1 over labels with n_j > 0."""
+    counts = np.asarray(counts, dtype=np.float64)
+    valid = counts > 0
+    raw = np.where(valid, 1.0 / np.maximum(counts, 1.0) ** power, 1.0)
+    return _clip(_normalise(raw, valid), max_weight)
+
+
+def pos_weight_weights(counts: np.ndarray, n_train: int, max_weight: float | None = None) -> np.ndarray:
+    """PyTorch's ``pos_weight`` = (N - n_j) / n_j; own scale, no normalisation; n_j = 0 gets 1."""
+    counts = np.asarray(counts, dtype=np.float64)
+    valid = counts > 0
+    raw = np.where(valid, (n_train - counts) / np.maximum(counts, 1.0), 1.0)
+    return _clip(raw, max_weight)
+
+
+def effective_number_weights(counts: np.ndarray, n_train: int, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Class-balanced weights (Cui et al., CVPR 2019), one vector per target value.
+
+    Positives: (1 - beta) / (1 - beta**n_j); negatives: (1 - beta) / (1 - beta**(N - n_j)); each
+    normalised to mean 1. beta = 0 gives all ones (unweighted); beta -> 1 approaches 1/n
+    (inverse frequency).
+
+    Returns:
+        (w_pos, w_neg), each shape (C,).
+    """
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"effective_number: beta must lie in [0, 1), got {beta}")
+    counts = np.asarray(counts, dtype=np.float64)
+    negs = n_train - counts
+
+    def one(n: np.ndarray) -> np.ndarray:
+        valid = n > 0
+        # 1 - beta**n computed stably as -expm1(n * log(beta)); beta = 0 gives 1 for n > 0.
+        denom = -np.expm1(n * np.log(beta)) if beta > 0 else np.ones_like(n)
+        raw = np.where(valid, (1.0 - beta) / np.where(valid, denom, 1.0), 1.0)
+        return _normalise(raw, valid)
+
+    return one(counts), one(negs)

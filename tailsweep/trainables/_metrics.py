@@ -1,0 +1,103 @@
+"""Evaluation metrics of METHODS.md section 3, on the full eval split.
+
+Two macro conventions are reported and named:
+
+- ``macro_*``: over labels with at least one positive in the eval split (the usual convention);
+- ``macro_*_allnodes``: over *all* labels, a label with no positives and no predictions scoring 0
+  (the second seed's, Xu et al., convention).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..datasets import BUCKETS, LabelStats
+
+THRESHOLD = 0.5
+
+
+def average_precision(y: np.ndarray, p: np.ndarray) -> float:
+    """Average precision of one label (sklearn's step-wise definition, ties grouped).
+
+    NaN when ``y`` has no positives.
+    """
+    y = np.asarray(y).ravel().astype(np.float64)
+    p = np.asarray(p).ravel()
+    npos = y.sum()
+    if npos == 0:
+        return float("nan")
+    order = np.argsort(-p, kind="mergesort")
+    p_sorted, y_sorted = p[order], y[order]
+    # last index of every group of tied scores = a distinct threshold
+    distinct = np.flatnonzero(np.diff(p_sorted)) if len(p_sorted) > 1 else np.array([], dtype=int)
+    ends = np.r_[distinct, len(p_sorted) - 1]
+    tp = np.cumsum(y_sorted)[ends]
+    precision = tp / (ends + 1)
+    recall = tp / npos
+    recall_prev = np.r_[0.0, recall[:-1]]
+    return float(np.sum((recall - recall_prev) * precision))
+
+
+def per_label_scores(y: np.ndarray, p: np.ndarray, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
+    """Per-label AP, precision, recall, F1 (threshold ``threshold``), positives and predictions."""
+    y = y.astype(bool)
+    pred = p >= threshold
+    tp = (pred & y).sum(0).astype(np.float64)
+    npred = pred.sum(0).astype(np.float64)
+    npos = y.sum(0).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(npred > 0, tp / npred, 0.0)
+        recall = np.where(npos > 0, tp / npos, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    ap = np.array([average_precision(y[:, j], p[:, j]) for j in range(y.shape[1])])
+    return {"ap": ap, "precision": precision, "recall": recall, "f1": f1, "positives": npos, "predicted": npred}
+
+
+def _mean(x: np.ndarray) -> float:
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if len(x) else float("nan")
+
+
+def compute_metrics(y: np.ndarray, p: np.ndarray, stats: LabelStats, threshold: float = THRESHOLD) -> tuple[dict[str, float], list[dict]]:
+    """All headline metrics and the per-label table.
+
+    Args:
+        y: targets (N, C) in {0, 1}.
+        p: probabilities (N, C).
+        stats: training-split statistics (for frequency buckets and depths).
+
+    Returns:
+        (metrics, per_label_rows).
+    """
+    from sklearn.metrics import average_precision_score
+
+    y = np.asarray(y).astype(np.int8)
+    p = np.asarray(p, dtype=np.float64)
+    s = per_label_scores(y, p, threshold)
+    has_pos = s["positives"] > 0
+    pred = p >= threshold
+    tp, npred, npos = (pred & (y > 0)).sum(), pred.sum(), y.sum()
+    micro_p = tp / npred if npred else 0.0
+    micro_r = tp / npos if npos else 0.0
+    m: dict[str, float] = {
+        "micro_auprc": float(average_precision_score(y.ravel(), p.ravel())) if npos else float("nan"),
+        "macro_ap": _mean(s["ap"][has_pos]),
+        "micro_f1": float(2 * micro_p * micro_r / (micro_p + micro_r)) if micro_p + micro_r else 0.0,
+    }
+    for k in ("precision", "recall", "f1"):
+        m[f"macro_{k}"] = _mean(s[k][has_pos])
+        m[f"macro_{k}_allnodes"] = float(s[k].mean()) if len(s[k]) else float("nan")
+    buckets = np.array(stats.buckets)
+    for b in BUCKETS:
+        sel = (buckets == b) & has_pos
+        m[f"recall_{b}"] = _mean(s["recall"][sel])
+        m[f"f1_{b}"] = _mean(s["f1"][sel])
+        m[f"ap_{b}"] = _mean(s["ap"][sel])
+    rows = [
+        {"label": stats.labels[j], "depth": int(stats.depths[j]), "train_count": int(stats.counts[j]),
+         "bucket": stats.buckets[j], "positives": int(s["positives"][j]), "predicted": int(s["predicted"][j]),
+         "ap": float(s["ap"][j]), "precision": float(s["precision"][j]), "recall": float(s["recall"][j]),
+         "f1": float(s["f1"][j])}
+        for j in range(y.shape[1])
+    ]
+    return m, rows

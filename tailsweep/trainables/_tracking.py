@@ -1,0 +1,75 @@
+"""MLflow logging used inside a Train run.
+
+- :class:`MlflowMetricsCallback` runs in the Train *controller* (a Train V2 ``UserCallback``) and
+  logs every report's metrics exactly once with the worker-reported ``epoch`` as the step. It is
+  listed before ``TuneReportCallback``. (Logging from rank 0 duplicated steps after a worker
+  restart or a ``Tuner.restore``; the controller saw each report once.)
+- :func:`log_artifacts` is called by rank 0 only, for files (per-label tables, weight vectors).
+
+A tracking hiccup never kills training: failures are logged as warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.train import UserCallback
+
+log = logging.getLogger(__name__)
+
+NON_METRIC_KEYS = {"epoch", "checkpoint_path"}
+
+
+def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Keep finite numbers only (MLflow rejects NaN in some stores; None is not a metric)."""
+    out = {}
+    for k, v in metrics.items():
+        if k in NON_METRIC_KEYS or isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        if math.isfinite(float(v)):
+            out[k] = float(v)
+    return out
+
+
+class MlflowMetricsCallback(UserCallback):
+    """Log rank 0's reported metrics to the trial's MLflow child run, step = reported epoch."""
+
+    def __init__(self, tracking_uri: str, run_id: str):
+        self.tracking_uri = tracking_uri
+        self.run_id = run_id
+        self._client = None
+
+    def _get_client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    def after_report(self, run_context, metrics, checkpoint):
+        from mlflow.entities import Metric
+
+        reported = metrics[0]
+        step = int(reported.get("epoch", 0))
+        ts = int(time.time() * 1000)
+        batch = [Metric(k, v, ts, step) for k, v in numeric_metrics(reported).items()]
+        try:
+            self._get_client().log_batch(self.run_id, metrics=batch)
+        except Exception as exc:  # never let tracking kill a trial
+            log.warning("MLflow: could not log epoch %s metrics for run %s: %s", step, self.run_id, exc)
+
+
+def log_artifacts(tracking_uri: str, run_id: str, files: list[Path], artifact_path: str | None = None) -> None:
+    """Upload files to a run (rank 0 only); warn instead of raising."""
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri)
+        for f in files:
+            client.log_artifact(run_id, str(f), artifact_path)
+    except Exception as exc:
+        log.warning("MLflow: could not upload %s to run %s: %s", [f.name for f in files], run_id, exc)

@@ -1,0 +1,250 @@
+"""The Ray Train worker function: one trial's training, read top to bottom like a recipe.
+
+check -> set up (data, model, loss, optimiser, resume) -> loop (train, evaluate, checkpoint, report)
+-> final test evaluation with the best weights -> artifacts. Runs on every worker of the group;
+DDP comes from ``ray.train.torch.prepare_model`` (gloo on CPU, NCCL on GPU).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..datasets import LabelStats, LabelTable
+from ..losses import build_loss
+from ._data import SplitTensors, load_split, prepare_batch, shard_indices
+from ._metrics import compute_metrics
+from ._models import build_model
+
+CHECKPOINT_FILE = "state.pt"
+FAULT_ENV = "TAILSWEEP_FAULT"  # test hook: "raise@<epoch>" or "exit@<epoch>" in the worker process
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything one trial's workers need; plain values only (it crosses process boundaries)."""
+
+    data: str
+    stats: dict
+    scheme: str
+    scheme_params: dict = field(default_factory=dict)
+    backbone: str = "resnet18"
+    image_size: int | None = None
+    hidden: int = 512
+    layers: int = 2
+    dropout: float = 0.0
+    epochs: int = 3
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    augment: bool = True
+    seed: int = 0
+    select_metric: str = "val/macro_ap"
+    threads: int = 1
+    precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU; "bf16" forces it on CPU too
+    tracking_uri: str | None = None
+    run_id: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def _maybe_fault(epoch: int) -> None:
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec:
+        return
+    action, _, at = spec.partition("@")
+    if at and int(at) == epoch:
+        if action == "raise":
+            raise RuntimeError(f"{FAULT_ENV}: injected failure at epoch {epoch}")
+        if action == "exit":
+            os._exit(1)
+
+
+def _gather(x: np.ndarray, world: int) -> np.ndarray:
+    """Concatenate every rank's rows (rank order); no-op on a single worker."""
+    if world == 1:
+        return x
+    parts: list = [None] * world
+    dist.all_gather_object(parts, x)
+    return np.concatenate(parts, axis=0)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, data: SplitTensors, device: torch.device, batch_size: int, autocast: bool) -> np.ndarray:
+    model.eval()
+    out = []
+    for i in range(0, len(data), batch_size):
+        x = prepare_batch(data.inputs[i:i + batch_size], data.is_image, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            out.append(torch.sigmoid(model(x).float()).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, data.targets.shape[1]), np.float32)
+
+
+def evaluate(model, data: SplitTensors, stats: LabelStats, device, cfg: WorkerConfig, rank: int, world: int, autocast: bool):
+    """Predict this rank's shard, gather all shards, score the full split (every rank gets it)."""
+    idx = torch.from_numpy(shard_indices(len(data), rank, world))
+    shard = data.select(idx)
+    p = _gather(predict(model, shard, device, cfg.eval_batch_size, autocast), world)
+    y = _gather(shard.targets.numpy(), world)
+    return compute_metrics(y, p, stats)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def train_loop_per_worker(config: dict) -> None:
+    import ray.train
+    import ray.train.torch
+
+    # --- check ---------------------------------------------------------------------------------
+    cfg = WorkerConfig(**config)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(max(1, cfg.threads))
+    _seed_everything(cfg.seed)
+    device = ray.train.torch.get_device()
+    autocast = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+
+    # --- set up ----------------------------------------------------------------------------------
+    table = LabelTable(cfg.data)
+    stats = LabelStats.from_dict(cfg.stats)
+    train = load_split(table, "train", cfg.image_size)
+    val = load_split(table, "val", cfg.image_size)
+    in_features = None if train.is_image else int(train.inputs.shape[1])
+    model = build_model(cfg.backbone, stats.num_labels, in_features, cfg.hidden, cfg.layers, cfg.dropout)
+    if train.is_image and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    model = ray.train.torch.prepare_model(model)
+    loss_fn = build_loss(cfg.scheme, stats, **cfg.scheme_params).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
+    else:
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_rank = math.ceil(len(train) / world)
+    steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+    raw_model = model.module if hasattr(model, "module") else model
+
+    start_epoch, best_score, best_state = 0, -math.inf, None
+    ckpt = ray.train.get_checkpoint()
+    if ckpt:  # resume after a worker failure or a sweep restore
+        with ckpt.as_directory() as d:
+            state = torch.load(Path(d) / CHECKPOINT_FILE, map_location=device, weights_only=True)
+        raw_model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, best_score, best_state = state["epoch"], state["best_score"], state["best_model"]
+
+    # --- loop ------------------------------------------------------------------------------------
+    gen = torch.Generator().manual_seed(cfg.seed)
+    first_step_time = None
+    for epoch in range(start_epoch, cfg.epochs):
+        _maybe_fault(epoch + 1)
+        model.train()
+        gen.manual_seed(cfg.seed * 1000 + epoch)  # same permutation on every rank
+        perm = torch.randperm(len(train), generator=gen)
+        if len(perm) < per_rank * world:  # pad so every rank runs the same number of steps (DDP)
+            perm = torch.cat([perm, perm[: per_rank * world - len(perm)]])
+        mine = perm[rank::world]
+        t0 = time.perf_counter()
+        total_loss, seen = torch.zeros((), device=device), 0
+        for s in range(steps_per_epoch):
+            b = mine[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            x = prepare_batch(train.inputs[b], train.is_image, device, augment=cfg.augment, generator=gen)
+            y = train.targets[b].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = model(x)
+            loss = loss_fn(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if first_step_time is None:
+                first_step_time = time.time()
+            total_loss += loss.detach() * len(b)
+            seen += len(b)
+        train_time = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        val_metrics, _ = evaluate(model, val, stats, device, cfg, rank, world, autocast)
+        metrics = {f"val/{k}": v for k, v in val_metrics.items()}
+        metrics.update({
+            "epoch": epoch + 1,
+            "train/loss": float(total_loss) / max(seen, 1),
+            "train/lr": sched.get_last_lr()[0],
+            "time/train_s": train_time,
+            "time/eval_s": time.perf_counter() - t1,
+            "time/train_samples_per_s": seen * world / train_time if train_time > 0 else 0.0,
+            "time/first_step": first_step_time or 0.0,
+        })
+        score = metrics.get(cfg.select_metric, -math.inf)
+        score = -math.inf if score is None or (isinstance(score, float) and math.isnan(score)) else score
+        if score > best_score or best_state is None:
+            best_score = score
+            best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
+        metrics["val/best"] = best_score
+
+        last = epoch + 1 == cfg.epochs
+        if last:  # test with the best weights, in the same (final) report
+            current = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
+            raw_model.load_state_dict(best_state)
+            test = load_split(table, "test", cfg.image_size)
+            test_metrics, test_rows = evaluate(model, test, stats, device, cfg, rank, world, autocast)
+            _, val_rows = evaluate(model, val, stats, device, cfg, rank, world, autocast)
+            metrics.update({f"test/{k}": v for k, v in test_metrics.items()})
+            raw_model.load_state_dict(current)
+            if rank == 0 and cfg.tracking_uri and cfg.run_id:
+                _log_trial_artifacts(cfg, loss_fn, stats, val_rows, test_rows)
+
+        # --- checkpoint + report (checkpoint from rank 0 only) ----------------------------------
+        with tempfile.TemporaryDirectory() as d:
+            checkpoint = None
+            if rank == 0:
+                torch.save({"model": raw_model.state_dict(), "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(), "epoch": epoch + 1, "best_score": best_score,
+                            "best_model": best_state}, Path(d) / CHECKPOINT_FILE)
+                checkpoint = ray.train.Checkpoint.from_directory(d)
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def _log_trial_artifacts(cfg: WorkerConfig, loss_fn, stats: LabelStats, val_rows, test_rows) -> None:
+    from ._tracking import log_artifacts
+
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        files = [_write_csv(d / "per_label_val.csv", val_rows), _write_csv(d / "per_label_test.csv", test_rows)]
+        table = loss_fn.weight_table() if hasattr(loss_fn, "weight_table") else {}
+        weights = {"scheme": cfg.scheme, "params": cfg.scheme_params, "labels": list(stats.labels),
+                   "train_count": [int(c) for c in stats.counts], **table}
+        (d / "weights.json").write_text(json.dumps(weights, indent=1))
+        files.append(d / "weights.json")
+        if table and all(len(v) == stats.num_labels for v in table.values()):
+            rows = [{"label": label, "train_count": int(c), **{k: v[j] for k, v in table.items()}}
+                    for j, (label, c) in enumerate(zip(stats.labels, stats.counts, strict=True))]
+            files.append(_write_csv(d / "weights.csv", rows))
+        log_artifacts(cfg.tracking_uri, cfg.run_id, files)
