@@ -11,13 +11,19 @@ with Pillow. This is the only place that knows about it, and it says so once, ne
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
-import warnings
 
 _SCHEMAS = (
     "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
     "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
 )
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
 _library = None  # keeps the torch.library registration alive
 
 
@@ -38,7 +44,7 @@ def import_torchvision():
     _library = torch.library.Library("torchvision", "DEF")
     for schema in _SCHEMAS:
         _library.define(schema)
-    warnings.warn(
-        "torchvision's compiled ops do not match this CPU torch; using its pure-Python models and "
-        "transforms only (images are decoded with Pillow)", stacklevel=2)
+    logging.getLogger("tailsweep").warning(
+        "torchvision %s: compiled ops do not match torch %s; using its pure-Python models and "
+        "transforms only (images are decoded with Pillow)", _version("torchvision"), torch.__version__)
     return importlib.import_module("torchvision")

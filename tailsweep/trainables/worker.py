@@ -27,7 +27,9 @@ from ._metrics import compute_metrics
 from ._models import build_model
 
 CHECKPOINT_FILE = "state.pt"
-FAULT_ENV = "TAILSWEEP_FAULT"  # test hook: "raise@<epoch>" or "exit@<epoch>" in the worker process
+# Fault injection for tests: "raise@<epoch>[:<scheme>]" raises in the worker at the start of that
+# epoch, "exit@<epoch>[:<scheme>]" kills the worker process; only trials of <scheme> when given.
+FAULT_ENV = "TAILSWEEP_FAULT"
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,13 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed % (2**32))
 
 
-def _maybe_fault(epoch: int) -> None:
+def _maybe_fault(epoch: int, scheme: str) -> None:
     spec = os.environ.get(FAULT_ENV, "")
     if not spec:
         return
-    action, _, at = spec.partition("@")
-    if at and int(at) == epoch:
+    action, _, rest = spec.partition("@")
+    at, _, only = rest.partition(":")
+    if at and int(at) == epoch and only in ("", scheme):
         if action == "raise":
             raise RuntimeError(f"{FAULT_ENV}: injected failure at epoch {epoch}")
         if action == "exit":
@@ -164,7 +167,7 @@ def train_loop_per_worker(config: dict) -> None:
     gen = torch.Generator().manual_seed(cfg.seed)
     first_step_time = None
     for epoch in range(start_epoch, cfg.epochs):
-        _maybe_fault(epoch + 1)
+        _maybe_fault(epoch + 1, cfg.scheme)
         model.train()
         gen.manual_seed(cfg.seed * 1000 + epoch)  # same permutation on every rank
         perm = torch.randperm(len(train), generator=gen)

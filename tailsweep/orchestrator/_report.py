@@ -1,0 +1,97 @@
+"""The end-of-sweep comparison: one row per scheme setting, mean ± std over seeds."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+COLUMNS = [
+    ("val/best", "best val {metric}"),
+    ("test/macro_f1", "test macro-F1"),
+    ("test/recall_few", "test few-shot recall"),
+    ("test/micro_auprc", "test micro AU(PRC)"),
+    ("test/macro_ap", "test macro AP"),
+]
+
+
+def trial_rows(results) -> list[dict]:
+    """Flatten Tune results into one dict per trial (plan + final metrics + status)."""
+    rows = []
+    for r in results:
+        plan = (r.config or {}).get("trial", {})
+        m = r.metrics or {}
+        status = "ERROR" if r.error else "DONE"
+        row = {"trial": plan.get("label", "?"), "scheme": plan.get("scheme"), "group": plan.get("group"),
+               "seed": plan.get("seed"), "status": status, "epochs": m.get("epoch", 0)}
+        for key, _ in COLUMNS:
+            row[key] = m.get(key)
+        rows.append(row)
+    return rows
+
+
+def _ms(values: list[float]) -> tuple[float, float, int]:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return float("nan"), float("nan"), 0
+    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, len(vals)
+
+
+def summarise(rows: list[dict], metric: str, mode: str = "max") -> list[dict]:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[row["group"]].append(row)
+    out = []
+    for _group, members in groups.items():
+        name = members[0]["trial"].rsplit(" seed=", 1)[0]
+        entry = {"setting": name, "scheme": members[0]["scheme"], "seeds": len(members),
+                 "complete": sum(m["status"] == "DONE" and m.get("test/macro_f1") is not None for m in members)}
+        for key, _ in COLUMNS:
+            entry[key] = _ms([m.get(key) for m in members])
+        out.append(entry)
+    sign = -1 if mode == "max" else 1
+    out.sort(key=lambda e: (math.isnan(e["val/best"][0]), sign * (e["val/best"][0] if not math.isnan(e["val/best"][0]) else 0)))
+    return out
+
+
+def _pm(t: tuple[float, float, int]) -> str:
+    mean, std, n = t
+    if n == 0:
+        return "-"
+    return f"{mean:.3f} ± {std:.3f}" if n > 1 else f"{mean:.3f}"
+
+
+def headers(metric: str) -> list[str]:
+    return ["setting", "seeds"] + [h.format(metric=metric) for _, h in COLUMNS]
+
+
+def as_markdown(summary: list[dict], metric: str) -> str:
+    hs = headers(metric)
+    lines = ["| " + " | ".join(hs) + " |", "|" + "---|" * len(hs)]
+    for e in summary:
+        cells = [e["setting"], f"{e['complete']}/{e['seeds']}"] + [_pm(e[k]) for k, _ in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def print_table(summary: list[dict], metric: str, console) -> None:
+    from rich.table import Table
+
+    table = Table(title="Scheme comparison (mean ± std over seeds; best first)")
+    for h in headers(metric):
+        table.add_column(h)
+    for e in summary:
+        table.add_row(e["setting"], f"{e['complete']}/{e['seeds']}", *[_pm(e[k]) for k, _ in COLUMNS])
+    console.print(table)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)

@@ -1,0 +1,238 @@
+"""Run a sweep: validate everything, start (or join) Ray, open the MLflow parent run, fit the Tuner,
+print and store the comparison."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from ..datasets import LabelTable, TableValidationError, check_table, label_stats, synth_garments
+from . import _report
+from ._plan import plan_trials
+from ._tracking import SWEEP_TAG, Tracking
+from .spec import SpecError, SweepSpec, check_spec, spec_to_yaml
+
+TRIAL_RESOURCE = "tailsweep_trial"  # custom resource held by each trial's driver (never a CPU)
+log = logging.getLogger(__name__)
+
+
+class SweepError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    sweep_id: str
+    parent_run_id: str
+    experiment_id: str
+    report_dir: Path
+    rows: list[dict]
+    summary: list[dict]
+
+
+def prepare_data(spec: SweepSpec, console: Console) -> LabelTable:
+    """The spec's table, generating the demo table on first use; validated (every problem at once)."""
+    path = spec.data_path
+    if spec.data.path is None and not path.exists():
+        s = spec.data.synth
+        console.print(f"Generating the demo dataset ({s.n_train}+{s.n_val}+{s.n_test} garment images, "
+                      f"{s.image_size} px) at {path} ...")
+        t0 = time.time()
+        synth_garments(path, s.n_train, s.n_val, s.n_test, s.image_size, s.seed,
+                       progress=lambda done, total: None)
+        console.print(f"  done in {time.time() - t0:.0f} s")
+    try:
+        return check_table(path)
+    except TableValidationError as exc:
+        raise SpecError([str(exc)], "data") from None
+
+
+def plan_resources(spec: SweepSpec, cluster: dict, n_trials: int) -> dict:
+    """Concurrency and per-worker settings from the resources Ray reports; refuses plans that cannot run."""
+    r = spec.resources
+    cpus = float(cluster.get("CPU", 0))
+    gpus = float(cluster.get("GPU", 0))
+    use_gpu = (gpus > 0) if r.use_gpu is None else r.use_gpu
+    per_trial_cpu = r.workers_per_trial * r.cpus_per_worker
+    problems = []
+    if per_trial_cpu > cpus + 1e-9:
+        problems.append(f"resources: a trial needs {r.workers_per_trial} workers x {r.cpus_per_worker:g} CPU = "
+                        f"{per_trial_cpu:g} CPUs but the cluster has {cpus:g}; lower resources.workers_per_trial or "
+                        "resources.cpus_per_worker (a worker group that cannot be placed waits forever)")
+    if use_gpu and r.workers_per_trial > gpus:
+        problems.append(f"resources.use_gpu: a trial needs {r.workers_per_trial} GPUs (one per worker) but the "
+                        f"cluster has {gpus:g}")
+    if problems:
+        raise SpecError(problems, "resource plan")
+    by_cpu = math.floor(cpus / per_trial_cpu + 1e-9)
+    by_gpu = math.floor(gpus / r.workers_per_trial) if use_gpu else by_cpu
+    concurrent = max(1, min(by_cpu, by_gpu, n_trials, r.max_concurrent_trials or n_trials))
+    return {"use_gpu": use_gpu, "max_concurrent_trials": concurrent,
+            "threads": max(1, int(r.cpus_per_worker)), "cluster_cpus": cpus, "cluster_gpus": gpus}
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("tailsweep", "torch", "torchvision", "ray", "mlflow", "pyarrow"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "missing"
+    return out
+
+
+def _start_ray(verbose: bool) -> bool:
+    """Join ``RAY_ADDRESS`` if set, else start a local Ray. Returns True if we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
+    if os.environ.get("RAY_ADDRESS"):
+        # Joining an existing cluster: never pass num_cpus/resources (DESIGN.md).
+        ray.init(**quiet)
+        if TRIAL_RESOURCE not in ray.cluster_resources():
+            raise SweepError(f"the Ray cluster at {os.environ['RAY_ADDRESS']} has no '{TRIAL_RESOURCE}' resource; "
+                             f"start its head with --resources='{{\"{TRIAL_RESOURCE}\": 1000}}'")
+        return False
+    ray.init(resources={TRIAL_RESOURCE: 10_000}, **quiet)
+    return True
+
+
+def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = False,
+              sweep_id: str | None = None) -> SweepResult:
+    """Validate, then run the whole sweep; returns the per-trial rows and the comparison."""
+    console = console or Console()
+    if not verbose:
+        # Tune's own reporter stays behind --verbose: the legacy reporter with verbose=0 prints nothing.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+    problems = check_spec(spec)
+    if problems:
+        raise SpecError(problems)
+    table = prepare_data(spec, console)
+    stats = label_stats(table)
+    if table.input_kind == "features" and spec.model.backbone != "mlp":
+        raise SpecError([f"model.backbone = {spec.model.backbone!r}: the table has features; use 'mlp'"])
+    trials = plan_trials(spec)
+    sweep_id = sweep_id or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    report_dir = spec.root / "sweeps" / sweep_id
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "spec.yaml").write_text(spec_to_yaml(spec))
+
+    tracking = Tracking(spec.tracking_uri, spec.tracking.experiment, spec.root / "mlartifacts")
+    parent_run_id = tracking.get_or_create_run(
+        {SWEEP_TAG: sweep_id}, name=sweep_id,
+        tags={"tailsweep.kind": "sweep", "dataset": table.name, "git_commit": _git_commit()},
+        params={"spec": spec.model_dump(mode="json"), "dataset_digest": table.digest(), "num_trials": len(trials),
+                "versions": _versions()})
+    stats_rows = stats.summary()
+    _report.write_csv(report_dir / "label_stats.csv", stats_rows)
+    tracking.client.log_artifact(parent_run_id, str(report_dir / "spec.yaml"))
+    tracking.client.log_artifact(parent_run_id, str(report_dir / "label_stats.csv"))
+
+    started = False
+    status = "FAILED"
+    try:
+        started = _start_ray(verbose)
+        import ray
+
+        resources = plan_resources(spec, ray.cluster_resources(), len(trials))
+        console.print(f"Sweep [bold]{sweep_id}[/]: {len(trials)} trials ({len(spec.schemes)} schemes x "
+                      f"{len(trials) // max(1, len(spec.schemes) * len(spec.seeds))} settings x {len(spec.seeds)} "
+                      f"seeds), up to {resources['max_concurrent_trials']} at a time, "
+                      f"{spec.resources.workers_per_trial} worker(s) each"
+                      f"{' on GPU' if resources['use_gpu'] else ''}; MLflow: {spec.tracking_uri}")
+        results = _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose)
+        rows = _report.trial_rows(results)
+        summary = _report.summarise(rows, spec.search.metric, spec.search.mode)
+        _report.write_csv(report_dir / "trials.csv", rows)
+        md = (f"# Sweep {sweep_id}\n\nDataset `{table.name}` ({table.digest()}), {len(trials)} trials, "
+              f"metric `{spec.search.metric}`, seeds {spec.seeds}.\n\n" + _report.as_markdown(summary, spec.search.metric))
+        (report_dir / "report.md").write_text(md)
+        for f in ("trials.csv", "report.md"):
+            tracking.client.log_artifact(parent_run_id, str(report_dir / f))
+        _report.print_table(summary, spec.search.metric, console)
+        errors = sum(r["status"] == "ERROR" for r in rows)
+        tracking.set_tags(parent_run_id, {"trials_failed": errors})
+        status = "FINISHED"
+        return SweepResult(sweep_id, parent_run_id, tracking.experiment_id, report_dir, rows, summary)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        try:
+            tracking.close_sweep(parent_run_id, status)
+        except Exception as exc:
+            log.warning("MLflow: could not close sweep %s: %s", sweep_id, exc)
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from ._progress import ProgressView
+    from ._tracking import RunStatusCallback
+    from ._trial import TrialContext, run_trial
+
+    m, t = spec.model, spec.train
+    worker_defaults = {
+        "data": str(table.root), "stats": stats.to_dict(), "scheme": "", "backbone": m.backbone,
+        "image_size": m.image_size, "hidden": m.hidden, "layers": m.layers, "dropout": m.dropout,
+        "epochs": t.epochs, "batch_size": t.batch_size, "eval_batch_size": t.eval_batch_size,
+        "optimizer": t.optimizer, "lr": t.lr, "weight_decay": t.weight_decay, "momentum": t.momentum,
+        "augment": t.augment, "select_metric": spec.search.metric, "threads": resources["threads"],
+        "precision": t.precision,
+    }
+    ctx = TrialContext(sweep_id=sweep_id, parent_run_id=parent_run_id, tracking=tracking,
+                       storage_path=str(spec.storage_path), worker_defaults=worker_defaults,
+                       num_workers=spec.resources.workers_per_trial, cpus_per_worker=spec.resources.cpus_per_worker,
+                       use_gpu=resources["use_gpu"], max_failures=t.max_failures)
+    if spec.scheduler.name == "asha":
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=t.epochs, grace_period=min(spec.scheduler.grace_period, t.epochs),
+                                  reduction_factor=spec.scheduler.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+    progress = ProgressView(len(trials), t.epochs, spec.search.metric, spec.search.mode,
+                            resources["max_concurrent_trials"], console)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {TRIAL_RESOURCE: 1})
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search(trials)},
+        tune_config=tune.TuneConfig(
+            metric=spec.search.metric, mode=spec.search.mode, scheduler=scheduler,
+            max_concurrent_trials=resources["max_concurrent_trials"],
+            trial_name_creator=lambda tr: f"{tr.config['trial']['scheme']}-{tr.trial_id}",
+            trial_dirname_creator=lambda tr: tr.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=sweep_id, storage_path=str(spec.storage_path), verbose=1 if verbose else 0,
+            callbacks=[RunStatusCallback(tracking, sweep_id, t.epochs), progress],
+        ),
+    )
+    try:
+        return tuner.fit()
+    finally:
+        progress.close()

@@ -1,0 +1,168 @@
+"""MLflow on the driver and trial side: one parent run per sweep, one child run per trial.
+
+Runs are got-or-created by tags (``tailsweep.sweep_id`` for the parent, ``tune_trial_id`` for a
+child): Tune trial ids survive ``Tuner.restore``, so a resumed sweep never duplicates a run.
+Statuses: the trial function writes FINISHED after ``fit()`` returns; :class:`RunStatusCallback`
+writes every other status (KILLED for trials stopped early, FAILED with the error) to runs still
+RUNNING, and :meth:`Tracking.close_sweep` ends whatever a crash or Ctrl-C left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+log = logging.getLogger(__name__)
+
+SWEEP_TAG = "tailsweep.sweep_id"
+TRIAL_TAG = "tune_trial_id"
+PARENT_TAG = "mlflow.parentRunId"
+MAX_TAG = 8000  # MLflow's tag-value limit
+MAX_PARAM = 6000
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out |= flatten(v, f"{key}.")
+        else:
+            out[key] = v
+    return out
+
+
+def _param_value(v: Any) -> str:
+    s = v if isinstance(v, str) else json.dumps(v, default=str)
+    return s[:MAX_PARAM]
+
+
+class Tracking:
+    """A thin, picklable wrapper over ``MlflowClient`` (the client itself is created lazily)."""
+
+    def __init__(self, uri: str, experiment: str = "tailsweep", artifact_root: Path | None = None):
+        self.uri = uri
+        self.experiment = experiment
+        self.artifact_root = artifact_root
+        self._client = None
+        self._experiment_id: str | None = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_client": None}
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(self.uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            exp = self.client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                location = self.artifact_root.as_uri() if self.artifact_root else None
+                self._experiment_id = self.client.create_experiment(self.experiment, artifact_location=location)
+            else:
+                self._experiment_id = exp.experiment_id
+        return self._experiment_id
+
+    def find_run(self, **tags: str):
+        flt = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        runs = self.client.search_runs([self.experiment_id], filter_string=flt, max_results=2)
+        return runs[0] if runs else None
+
+    def get_or_create_run(self, match: Mapping[str, str], name: str, tags: Mapping[str, str] | None = None,
+                          params: Mapping[str, Any] | None = None) -> str:
+        run = self.find_run(**match)
+        if run is not None:
+            if run.info.status != "RUNNING":  # resumed: it runs again
+                self.client.update_run(run.info.run_id, status="RUNNING")
+            return run.info.run_id
+        run = self.client.create_run(self.experiment_id, run_name=name, tags={**match, **(tags or {})})
+        if params:
+            self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        flat = flatten(params)
+        items = [Param(k, _param_value(v)) for k, v in flat.items()]
+        for i in range(0, len(items), 100):  # MLflow's batch limit
+            self.client.log_batch(run_id, params=items[i:i + 100])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(run_id, k, str(v)[:MAX_TAG])
+
+    def end(self, run_id: str, status: str, only_if_running: bool = False) -> None:
+        if only_if_running and self.client.get_run(run_id).info.status != "RUNNING":
+            return
+        self.client.set_terminated(run_id, status=status)
+
+    def children(self, parent_run_id: str):
+        return self.client.search_runs([self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+                                       max_results=5000)
+
+    def close_sweep(self, parent_run_id: str, status: str) -> None:
+        """End the parent and any child a crash or interrupt left RUNNING (those become KILLED)."""
+        for run in self.children(parent_run_id):
+            if run.info.status == "RUNNING":
+                self.set_tags(run.info.run_id, {"stopped_early": "sweep ended before the trial finished"})
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+        self.client.set_terminated(parent_run_id, status=status)
+
+
+class RunStatusCallback(tune.Callback):
+    """Driver-side: writes KILLED/FAILED (and FINISHED for complete trials) to child runs still RUNNING.
+
+    ASHA stops a trial by killing its actor, so code after ``fit()`` never runs there; this
+    callback is the one place that sees every ending.
+    """
+
+    def __init__(self, tracking: Tracking, sweep_id: str, epochs: int):
+        self.tracking = tracking
+        self.sweep_id = sweep_id
+        self.epochs = epochs
+
+    def _run(self, trial):
+        try:
+            return self.tracking.find_run(**{TRIAL_TAG: trial.trial_id, SWEEP_TAG: self.sweep_id})
+        except Exception as exc:  # tracking down: statuses are fixed by close_sweep later
+            log.warning("MLflow: cannot look up run of trial %s: %s", trial.trial_id, exc)
+            return None
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        run = self._run(trial)
+        if run is None or run.info.status != "RUNNING":
+            return
+        epoch = int((trial.last_result or {}).get("epoch", 0))
+        if epoch >= self.epochs:
+            self.tracking.end(run.info.run_id, "FINISHED")
+        else:
+            self.tracking.set_tags(run.info.run_id, {"stopped_early": f"stopped by the scheduler after epoch {epoch}"})
+            self.tracking.end(run.info.run_id, "KILLED")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        run = self._run(trial)
+        if run is None or run.info.status != "RUNNING":
+            return
+        self.tracking.set_tags(run.info.run_id, {"error": trial_error_text(trial)})
+        self.tracking.end(run.info.run_id, "FAILED")
+
+
+def trial_error_text(trial) -> str:
+    path = getattr(trial, "error_file", None) or getattr(getattr(trial, "run_metadata", None), "error_filename", None)
+    for candidate in (path, Path(trial.local_path or "") / "error.txt" if getattr(trial, "local_path", None) else None):
+        if candidate and Path(candidate).is_file():
+            text = Path(candidate).read_text(errors="replace")
+            return text[-MAX_TAG:]
+    return "trial failed (no error file found; see the Ray logs)"

@@ -1,0 +1,63 @@
+"""The per-trial driver: a Tune function trainable that builds one ``TorchTrainer`` and fits it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..trainables import WorkerConfig, train_loop_per_worker
+from ._tracking import PARENT_TAG, SWEEP_TAG, TRIAL_TAG, Tracking
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial shares (passed once through the object store by ``tune.with_parameters``)."""
+
+    sweep_id: str
+    parent_run_id: str
+    tracking: Tracking
+    storage_path: str
+    worker_defaults: dict  # WorkerConfig fields common to all trials (data, stats, model, train)
+    num_workers: int
+    cpus_per_worker: float
+    use_gpu: bool
+    max_failures: int
+
+
+def run_trial(config: dict, ctx: TrialContext) -> None:
+    import ray.train
+    import ray.tune
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from ..trainables._tracking import MlflowMetricsCallback
+
+    plan = config["trial"]
+    trial_id = ray.tune.get_context().get_trial_id()
+    run_id = ctx.tracking.get_or_create_run(
+        {TRIAL_TAG: trial_id, SWEEP_TAG: ctx.sweep_id},
+        name=plan["label"],
+        tags={PARENT_TAG: ctx.parent_run_id, "scheme": plan["scheme"], "seed": str(plan["seed"])},
+        params={"scheme": plan["scheme"], "scheme_params": plan["scheme_params"], "lr": plan["lr"],
+                "seed": plan["seed"], "group": plan["group"],
+                **{k: v for k, v in ctx.worker_defaults.items() if k not in ("stats", "lr", "seed", "scheme", "scheme_params")}},
+    )
+    worker = WorkerConfig(**{**ctx.worker_defaults, "scheme": plan["scheme"], "scheme_params": plan["scheme_params"],
+                             "lr": plan["lr"], "seed": plan["seed"], "tracking_uri": ctx.tracking.uri, "run_id": run_id})
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=worker.to_dict(),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=ctx.num_workers, use_gpu=ctx.use_gpu,
+            resources_per_worker={"CPU": ctx.cpus_per_worker, **({"GPU": 1} if ctx.use_gpu else {})}),
+        run_config=ray.train.RunConfig(
+            # Derived from the trial id so that Tuner.restore resumes from the Train checkpoint.
+            name=f"train-{trial_id}",
+            storage_path=ctx.storage_path,
+            # Metrics logger first: it must see each report before Tune does (DESIGN.md).
+            callbacks=[MlflowMetricsCallback(ctx.tracking.uri, run_id), TuneReportCallback()],
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            failure_config=ray.train.FailureConfig(max_failures=ctx.max_failures),
+        ),
+    )
+    trainer.fit()
+    ctx.tracking.end(run_id, "FINISHED")

@@ -1,0 +1,214 @@
+"""The ``launch`` command line: a thin Click group over plain functions."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from .spec import SpecError
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tailsweep")
+def main() -> None:
+    """tailsweep: find the loss-weighting scheme that works best on your long-tailed labels.
+
+    \b
+    Quick start:  launch sweep            (demo sweep on generated data, local Ray, SQLite MLflow)
+                  launch ui               (browse the results in MLflow)
+    """
+
+
+@main.command()
+@click.argument("spec_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a spec value (YAML syntax), e.g. --set train.epochs=5 --set 'schemes=[focal]'.")
+@click.option("--show-spec", is_flag=True, help="Print the resolved spec (every key with its value) and exit.")
+@click.option("--dry-run", is_flag=True, help="Validate spec and data, print the trial plan, start nothing.")
+@click.option("--verbose", "-v", is_flag=True, help="Show Ray's own logs and Tune's progress output.")
+def sweep(spec_file, overrides, show_spec, dry_run, verbose):
+    """Run a sweep from SPEC_FILE (YAML), or the built-in demo sweep when omitted.
+
+    Every problem with the spec or the data is reported at once, before Ray starts.
+    Results: an MLflow parent run per sweep with one child run per trial (open with `launch ui`),
+    and <tracking.dir>/sweeps/<sweep id>/report.md.
+    """
+    from .spec import check_spec, load_spec, spec_to_yaml
+
+    try:
+        spec = load_spec(spec_file, overrides)
+        if show_spec:
+            click.echo(spec_to_yaml(spec), nl=False)
+            return
+        problems = check_spec(spec)
+        if problems:
+            raise SpecError(problems, spec_file or "demo sweep")
+        if dry_run:
+            from ._plan import plan_trials
+
+            trials = plan_trials(spec)
+            console.print(f"{len(trials)} trials; data {spec.data_path}; MLflow {spec.tracking_uri}")
+            for t in trials:
+                console.print(f"  {t['label']}", highlight=False)
+            return
+        from ._sweep import SweepError, run_sweep
+
+        try:
+            result = run_sweep(spec, console=console, verbose=verbose)
+        except SweepError as exc:
+            _fail(str(exc))
+    except SpecError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted; runs left unfinished are marked KILLED in MLflow", 130)
+    console.print(f"\nReport: {result.report_dir / 'report.md'}\nBrowse: launch ui --dir {spec.tracking.dir}")
+    if any(r["status"] == "ERROR" for r in result.rows):
+        _fail(f"{sum(r['status'] == 'ERROR' for r in result.rows)} trial(s) failed; their errors are in MLflow "
+              "(tag 'error') and under the Ray results directory", 1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def schemes(as_json):
+    """List the weighting schemes: parameters, defaults, search ranges, paper."""
+    from ..losses import SCHEMES
+
+    if as_json:
+        out = {n: {"summary": s.summary, "paper": s.paper,
+                   "params": {k: {"default": p.default, "range": [p.low, p.high] if p.searchable else None,
+                                  "scale": p.scale, "doc": p.doc} for k, p in s.params.items()}}
+               for n, s in SCHEMES.items()}
+        click.echo(json.dumps(out, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="Weighting schemes")
+    for col in ("scheme", "parameters (default, search range)", "what it does", "paper"):
+        table.add_column(col)
+    for name, s in SCHEMES.items():
+        params = "\n".join(
+            f"{k}={p.default}" + (f" [{p.low}, {p.high}]{' ' + p.scale if p.scale != 'linear' else ''}" if p.searchable else "")
+            for k, p in s.params.items()) or "-"
+        table.add_row(name, params, s.summary, s.paper)
+    console.print(table)
+
+
+@main.group()
+def data():
+    """Create, check and describe label tables."""
+
+
+@data.command("synth")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--n-train", default=2400, show_default=True)
+@click.option("--n-val", default=600, show_default=True)
+@click.option("--n-test", default=600, show_default=True)
+@click.option("--image-size", default=64, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def data_synth(out, n_train, n_val, n_test, image_size, seed):
+    """Generate the demo table of drawn garments with long-tailed attributes at OUT."""
+    from rich.progress import Progress
+
+    from ..datasets import TableError, label_stats, synth_garments
+
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("drawing garments", total=n_train + n_val + n_test)
+            table = synth_garments(out, n_train, n_val, n_test, image_size, seed,
+                                   progress=lambda done, total: progress.update(task, completed=done))
+    except TableError as exc:
+        _fail(str(exc))
+    stats = label_stats(table)
+    few = sum(b == "few" for b in stats.buckets)
+    console.print(f"wrote {out}: {stats.num_labels} labels ({few} few-shot), {n_train}/{n_val}/{n_test} rows")
+
+
+@data.command("validate")
+@click.argument("table_dir", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def data_validate(table_dir, as_json):
+    """Check a label table; report every problem with its file and row. Exit 1 on errors."""
+    from ..datasets import validate_table
+
+    problems = validate_table(table_dir)
+    errors = [p for p in problems if p.severity == "error"]
+    if as_json:
+        click.echo(json.dumps([p.__dict__ for p in problems], indent=2))
+    else:
+        for p in problems:
+            (err_console if p.severity == "error" else console).print(str(p), highlight=False)
+        console.print(f"{table_dir}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)"
+                      + ("" if errors else " - OK"))
+    sys.exit(1 if errors else 0)
+
+
+@data.command("stats")
+@click.argument("table_dir", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def data_stats(table_dir, as_json):
+    """Per-label training counts, depth and frequency bucket (many > 100, medium 20-100, few < 20)."""
+    from rich.table import Table
+
+    from ..datasets import BUCKETS, LabelTable, TableError, label_stats
+
+    try:
+        table = LabelTable(table_dir)
+        stats = label_stats(table)
+    except TableError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(stats.to_dict(), indent=1))
+        return
+    t = Table(title=f"{table.name}: {stats.n_train} training rows, {stats.num_labels} labels")
+    for col in ("label", "name", "depth", "train count", "share", "bucket"):
+        t.add_column(col)
+    for row in sorted(stats.summary(), key=lambda r: -r["train_count"]):
+        t.add_row(row["label"], table.names[row["label"]], str(row["depth"]), str(row["train_count"]),
+                  f"{100 * row['train_count'] / max(stats.n_train, 1):.1f}%", row["bucket"])
+    console.print(t)
+    console.print("buckets: " + ", ".join(f"{b} {sum(x == b for x in stats.buckets)}" for b in BUCKETS))
+    if stats.zero_labels:
+        console.print(f"[yellow]{len(stats.zero_labels)} label(s) have no training positives[/]")
+
+
+@main.command()
+@click.option("--dir", "runs_dir", default="tailsweep-runs", show_default=True, help="The sweep's tracking.dir.")
+@click.option("--uri", default=None, help="MLflow tracking URI (default: sqlite store in --dir).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (keep it local unless you mean it).")
+@click.option("--port", default=5000, show_default=True)
+@click.option("--experiment", default="tailsweep", show_default=True)
+def ui(runs_dir, uri, host, port, experiment):
+    """Open the MLflow UI on the sweep's store (runs view, parent runs with their trials folded under)."""
+    import subprocess
+
+    root = Path(runs_dir).expanduser().resolve()
+    db = root / "mlflow.db"
+    if uri is None:
+        if not db.is_file():
+            _fail(f"no MLflow store at {db}; run `launch sweep` first or pass --dir/--uri")
+        uri = f"sqlite:///{db}"
+    from mlflow.tracking import MlflowClient
+
+    exp = MlflowClient(uri).get_experiment_by_name(experiment)
+    path = f"#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning" if exp else ""
+    console.print(f"MLflow UI: http://{host}:{port}/{path}  (Ctrl-C to stop)")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    with contextlib.suppress(KeyboardInterrupt):
+        subprocess.run(cmd, check=False)
+
+
+if __name__ == "__main__":
+    main()

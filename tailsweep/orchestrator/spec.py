@@ -1,0 +1,334 @@
+"""The sweep spec: frozen pydantic models holding every default in one place.
+
+A spec comes from YAML plus ``--set key=value`` overrides (values parsed as YAML). Every problem
+-- schema errors and checks that need the registries or the data -- is collected and reported
+together by :func:`load_spec` / :func:`check_spec` before Ray starts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..losses import SCHEMES
+
+DEMO_SCHEMES = ("unweighted", "inverse_frequency", "effective_number", "focal")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+PosInt = Annotated[int, Field(gt=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+
+
+class SynthSpec(_Model):
+    """Sizes of the generated demo table (used when ``data.path`` is not set)."""
+
+    n_train: PosInt = 2400
+    n_val: PosInt = 600
+    n_test: PosInt = 600
+    image_size: Annotated[int, Field(ge=16, le=512)] = 64
+    seed: int = 0
+
+
+class DataSpec(_Model):
+    path: str | None = Field(None, description="label-table directory; null = the generated demo table")
+    synth: SynthSpec = SynthSpec()
+
+
+class ModelSpec(_Model):
+    backbone: str = Field("resnet18", description="torchvision model name, or 'mlp' for feature tables")
+    image_size: Annotated[int, Field(ge=16, le=1024)] | None = Field(None, description="resize images; null = as stored")
+    hidden: PosInt = 512
+    layers: Annotated[int, Field(ge=0, le=16)] = 2
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, v: str) -> str:
+        from ..trainables import check_backbone
+
+        if (why := check_backbone(v)) is not None:
+            raise ValueError(why)
+        return v
+
+
+class TrainSpec(_Model):
+    epochs: PosInt = 3
+    batch_size: PosInt = 64
+    eval_batch_size: PosInt = 256
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: PosFloat = 1e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    augment: bool = True
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
+    max_failures: Annotated[int, Field(ge=0)] = 0
+
+
+Range = tuple[float, float]
+
+
+class SchemeSpec(_Model):
+    name: str
+    params: dict[str, float | None] = Field(default_factory=dict, description="fixed parameter values")
+    search: list[str] | dict[str, Range] = Field(
+        default_factory=dict, description="parameters to search: names (registry ranges) or name: [low, high]")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in SCHEMES:
+            raise ValueError(f"unknown scheme '{v}'; allowed: {', '.join(SCHEMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _params_exist(self) -> SchemeSpec:
+        info = SCHEMES[self.name]
+        problems = []
+        for k, v in self.params.items():
+            if k not in info.params:
+                problems.append(f"scheme '{self.name}' has no parameter '{k}' (it takes {sorted(info.params) or 'none'})")
+            elif (why := info.params[k].check(v)) is not None:
+                problems.append(f"scheme '{self.name}' parameter '{k}' {why}")
+        names = self.search if isinstance(self.search, list) else list(self.search)
+        for k in names:
+            if k not in info.params:
+                problems.append(f"scheme '{self.name}' cannot search '{k}' (parameters: {sorted(info.params) or 'none'})")
+            elif isinstance(self.search, list) and not info.params[k].searchable:
+                problems.append(f"scheme '{self.name}' parameter '{k}' has no default range; give one as {k}: [low, high]")
+        if isinstance(self.search, dict):
+            for k, (lo, hi) in self.search.items():
+                if not lo < hi:
+                    problems.append(f"search range for '{k}' must have low < high, got [{lo}, {hi}]")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def search_ranges(self) -> dict[str, tuple[float, float, str]]:
+        """name -> (low, high, scale) of the parameters this scheme searches."""
+        info = SCHEMES[self.name]
+        if isinstance(self.search, list):
+            return {k: (info.params[k].low, info.params[k].high, info.params[k].scale) for k in self.search}
+        return {k: (lo, hi, info.params[k].scale) for k, (lo, hi) in self.search.items()}
+
+
+class SearchSpec(_Model):
+    algorithm: Literal["random"] = Field("random", description="random search over each scheme's ranges")
+    num_samples: PosInt = Field(1, description="hyperparameter draws per scheme (each run with every seed)")
+    lr: Range | None = Field(None, description="search the learning rate log-uniformly in [low, high]")
+    metric: str = Field("val/macro_ap", description="the metric Tune ranks trials by, and the best checkpoint's")
+    mode: Literal["max", "min"] = "max"
+    seed: int = 0
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if v not in metric_names():
+            raise ValueError(f"unknown metric; allowed: {', '.join(sorted(metric_names()))}")
+        return v
+
+    @field_validator("lr")
+    @classmethod
+    def _lr_range(cls, v):
+        if v is not None and not 0 < v[0] < v[1]:
+            raise ValueError("need 0 < low < high")
+        return v
+
+
+class SchedulerSpec(_Model):
+    name: Literal["fifo", "asha"] = "fifo"
+    grace_period: PosInt = 1
+    reduction_factor: Annotated[float, Field(gt=1)] = 2.0
+
+
+class ResourcesSpec(_Model):
+    workers_per_trial: PosInt = 1
+    cpus_per_worker: PosFloat = 1.0
+    use_gpu: bool | None = Field(None, description="null = use GPUs when the cluster has them")
+    max_concurrent_trials: PosInt | None = Field(None, description="null = derived from the cluster's resources")
+
+
+class TrackingSpec(_Model):
+    dir: str = Field("tailsweep-runs", description="where the MLflow store, Ray results and demo data live")
+    uri: str | None = Field(None, description="MLflow tracking URI; null = sqlite store in <dir>/mlflow.db")
+    experiment: str = "tailsweep"
+
+
+class SweepSpec(_Model):
+    """A complete sweep. ``SweepSpec()`` is the demo sweep."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "demo"
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    schemes: list[SchemeSpec] = Field(default_factory=lambda: [SchemeSpec(name=n) for n in DEMO_SCHEMES], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
+    search: SearchSpec = SearchSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    tracking: TrackingSpec = TrackingSpec()
+
+    @field_validator("schemes", mode="before")
+    @classmethod
+    def _names_to_specs(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_schemes(self) -> SweepSpec:
+        seen = set()
+        for s in self.schemes:
+            key = (s.name, json.dumps(s.params, sort_keys=True), json.dumps(s.search, sort_keys=True))
+            if key in seen:
+                raise ValueError(f"scheme '{s.name}' is listed twice with the same settings")
+            seen.add(key)
+        return self
+
+    # --- derived paths --------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return Path(self.tracking.dir).expanduser().resolve()
+
+    @property
+    def data_path(self) -> Path:
+        if self.data.path:
+            return Path(self.data.path).expanduser().resolve()
+        s = self.data.synth
+        return self.root / "data" / f"synthetic-garments-{s.n_train}-{s.n_val}-{s.n_test}-{s.image_size}px-seed{s.seed}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.tracking.uri or f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def storage_path(self) -> Path:
+        return self.root / "ray"
+
+
+class SpecError(ValueError):
+    """Every problem with a spec, one per line."""
+
+    def __init__(self, problems: Sequence[str], source: str = "sweep spec"):
+        self.problems = list(problems)
+        body = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s):\n{body}")
+
+
+def _format_pydantic(err: ValidationError) -> list[str]:
+    out = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            out.append(f"{loc}: unknown key (remove it or check the spelling; `launch sweep --show-spec` lists every key)")
+        elif e["type"] in ("model_type", "dict_type") or "input" not in e:
+            out.append(f"{loc}: {msg}")
+        else:
+            out.append(f"{loc} = {json.dumps(e['input'], default=str)}: {msg}")
+    return out
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise SpecError([f"--set {item!r}: expected key=value, e.g. --set train.epochs=5"])
+    key, _, raw = item.partition("=")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise SpecError([f"--set {key}: value {raw!r} is not valid YAML ({exc})"]) from exc
+    return [k for k in key.strip().split(".") if k], value
+
+
+def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
+    out = json.loads(json.dumps(raw))  # deep copy of plain data
+    problems = []
+    for item in overrides:
+        try:
+            keys, value = parse_override(item)
+        except SpecError as exc:
+            problems += exc.problems
+            continue
+        node = out
+        for k in keys[:-1]:
+            if not isinstance(node.get(k, {}), dict):
+                problems.append(f"--set {'.'.join(keys)}: '{k}' is not a section")
+                break
+            node = node.setdefault(k, {})
+        else:
+            node[keys[-1]] = value
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
+def load_spec(path: str | Path | None = None, overrides: Sequence[str] = ()) -> SweepSpec:
+    """Read YAML (or the demo defaults when ``path`` is None), apply overrides, validate the schema."""
+    raw: dict = {}
+    source = "demo sweep (built-in defaults)"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise SpecError([f"{p}: file not found"], source)
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise SpecError([f"not valid YAML: {exc}"], source) from exc
+        if not isinstance(raw, dict):
+            raise SpecError([f"top level must be a mapping of sections, got {type(raw).__name__}"], source)
+    raw = apply_overrides(raw, overrides)
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_format_pydantic(exc), source) from None
+
+
+def check_spec(spec: SweepSpec, check_data: bool = True) -> list[str]:
+    """Checks that need the registries or the data; returns every problem (empty = fine)."""
+    from ..datasets import LabelTable, TableError, validate_table
+
+    problems: list[str] = []
+    if check_data and spec.data.path:
+        path = spec.data_path
+        table_problems = validate_table(path)
+        problems += [f"data.path {path}: {p}" for p in table_problems if p.severity == "error"]
+        if not any(p.severity == "error" for p in table_problems):
+            try:
+                t = LabelTable(path)
+                if t.input_kind == "features" and spec.model.backbone != "mlp":
+                    problems.append(f"model.backbone = {spec.model.backbone!r}: table '{t.name}' has feature vectors, "
+                                    "not images; use backbone: mlp")
+                if t.input_kind != "features" and spec.model.backbone == "mlp":
+                    problems.append(f"model.backbone = 'mlp': table '{t.name}' has images; pick a torchvision backbone")
+            except TableError as exc:
+                problems.append(f"data.path: {exc}")
+    return problems
+
+
+def metric_names() -> set[str]:
+    from ..datasets import BUCKETS
+
+    base = ["micro_auprc", "macro_ap", "micro_f1"]
+    base += [f"macro_{k}{s}" for k in ("precision", "recall", "f1") for s in ("", "_allnodes")]
+    base += [f"{m}_{b}" for m in ("recall", "f1", "ap") for b in BUCKETS]
+    return {f"val/{m}" for m in base} | {"train/loss"}
+
+
+def spec_to_yaml(spec: SweepSpec) -> str:
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,83 @@
+"""Real sweeps: a local Ray cluster, Ray Tune + Ray Train, a real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tailsweep.orchestrator._sweep import run_sweep
+from tailsweep.orchestrator._tracking import PARENT_TAG, SWEEP_TAG
+from tailsweep.orchestrator.spec import load_spec
+from tailsweep.trainables.worker import FAULT_ENV
+from tests.conftest import make_features_table
+
+pytestmark = pytest.mark.integration
+
+
+def _spec(tmp_path, table, *extra):
+    return load_spec(None, [f"data.path={table.root}", "model.backbone=mlp", "model.hidden=16",
+                            f"tracking.dir={tmp_path / 'runs'}", "train.batch_size=32", *extra])
+
+
+def _runs(spec, result):
+    client = MlflowClient(spec.tracking_uri)
+    runs = client.search_runs([result.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get(SWEEP_TAG) == result.sweep_id and PARENT_TAG not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get(PARENT_TAG) == result.parent_run_id]
+    return client, parents, children
+
+
+def test_sweep_statuses_metrics_and_artifacts(tmp_path):
+    table = make_features_table(tmp_path / "t", n=(200, 60, 60))
+    spec = _spec(tmp_path, table, "schemes=[unweighted, inverse_frequency, focal, effective_number]",
+                 "seeds=[0]", "train.epochs=3", "scheduler.name=asha", "scheduler.grace_period=1")
+    os.environ[FAULT_ENV] = "raise@1:focal"  # the focal trial fails before its first report
+    try:
+        result = run_sweep(spec)
+    finally:
+        del os.environ[FAULT_ENV]
+    client, parents, children = _runs(spec, result)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 4  # one child per trial, none duplicated
+    by_scheme = {r.data.tags["scheme"]: r for r in children}
+    assert set(by_scheme) == {"unweighted", "inverse_frequency", "focal", "effective_number"}
+    statuses = {r.info.status for r in children}
+    assert "RUNNING" not in statuses
+
+    failed = by_scheme["focal"]
+    assert failed.info.status == "FAILED"
+    assert "injected failure at epoch 1" in failed.data.tags["error"]
+    assert client.get_metric_history(failed.info.run_id, "val/macro_ap") == []
+
+    for scheme in ("unweighted", "inverse_frequency", "effective_number"):
+        run = by_scheme[scheme]
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/macro_ap")]
+        if run.info.status == "FINISHED":
+            assert steps == [1, 2, 3]  # every epoch exactly once
+            assert "test/macro_f1" in run.data.metrics and "test/micro_auprc" in run.data.metrics
+            arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+            assert {"per_label_test.csv", "per_label_val.csv", "weights.json"} <= arts
+        else:  # stopped by ASHA
+            assert run.info.status == "KILLED" and "stopped_early" in run.data.tags
+            assert steps == list(range(1, len(steps) + 1)) and len(steps) < 3
+    assert run.data.params["scheme"] == scheme and "train/loss" in run.data.metrics
+    assert any(r.info.status == "FINISHED" for r in children)
+    parent_arts = {a.path for a in client.list_artifacts(result.parent_run_id)}
+    assert {"report.md", "trials.csv", "label_stats.csv", "spec.yaml"} <= parent_arts
+    report = (result.report_dir / "report.md").read_text()
+    assert "unweighted" in report and "test macro-F1" in report
+
+
+def test_two_workers_per_trial_on_two_cpus(tmp_path):
+    """DDP over gloo with a 2-worker group per trial: no worker-group deadlock on a 2-core machine."""
+    table = make_features_table(tmp_path / "t", n=(120, 40, 40))
+    spec = _spec(tmp_path, table, "schemes=[effective_number]", "seeds=[0]", "train.epochs=2",
+                 "resources.workers_per_trial=2", "resources.cpus_per_worker=1")
+    result = run_sweep(spec)
+    client, parents, children = _runs(spec, result)
+    assert len(children) == 1 and children[0].info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(children[0].info.run_id, "val/micro_auprc")]
+    assert steps == [1, 2]
+    assert result.rows[0]["status"] == "DONE" and result.rows[0]["test/macro_f1"] is not None

@@ -1,0 +1,67 @@
+"""The CLI as a user runs it (a subprocess: its exit code, its output, nothing started)."""
+
+import subprocess
+import sys
+
+from tests.conftest import make_features_table
+
+
+def launch(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "tailsweep.orchestrator.cli", *args], capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+def test_bad_overrides_print_every_problem_and_start_no_ray(tmp_path):
+    r = launch("sweep", "--set", "train.epochs=-1", "--set", "schemes=[nope]", "--set",
+               f"tracking.dir={tmp_path / 'runs'}", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "train.epochs = -1" in r.stderr and "unknown scheme 'nope'" in r.stderr
+    assert "allowed: unweighted" in r.stderr
+    assert not (tmp_path / "runs").exists()  # nothing written: no data, no store, no Ray results
+
+
+def test_dry_run_lists_the_trials(tmp_path):
+    r = launch("sweep", "--dry-run", "--set", f"tracking.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    assert "8 trials" in r.stdout and "focal γ=2 α=0.25 seed=1" in r.stdout
+
+
+def test_show_spec_prints_every_section():
+    r = launch("sweep", "--show-spec")
+    for section in ("data:", "model:", "train:", "schemes:", "search:", "scheduler:", "resources:", "tracking:"):
+        assert section in r.stdout
+
+
+def test_data_validate_exit_codes(tmp_path):
+    t = make_features_table(tmp_path / "t")
+    ok = launch("data", "validate", str(t.root))
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    (t.root / "val.parquet").unlink()
+    bad = launch("data", "validate", str(t.root))
+    assert bad.returncode == 1 and "val.parquet: split 'val' is missing" in bad.stderr
+
+
+def test_a_sweep_refuses_a_broken_table_before_any_trial(tmp_path):
+    t = make_features_table(tmp_path / "t")
+    (t.root / "test.parquet").write_bytes(b"garbage")
+    r = launch("sweep", "--set", f"data.path={t.root}", "--set", "model.backbone=mlp",
+               "--set", f"tracking.dir={tmp_path / 'runs'}")
+    assert r.returncode == 2 and "test.parquet" in r.stderr and "not readable as Parquet" in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_data_synth_and_stats(tmp_path):
+    r = launch("data", "synth", str(tmp_path / "d"), "--n-train", "300", "--n-val", "20", "--n-test", "20",
+               "--image-size", "16")
+    assert r.returncode == 0, r.stderr
+    s = launch("data", "stats", str(tmp_path / "d"))
+    assert s.returncode == 0 and "garment:tshirt" in s.stdout and "buckets: many" in s.stdout
+
+
+def test_schemes_lists_the_registry():
+    r = launch("schemes", "--json")
+    import json
+
+    names = json.loads(r.stdout)
+    assert {"unweighted", "effective_number", "focal", "asymmetric"} <= set(names)
+    assert names["effective_number"]["params"]["beta"]["default"] == 0.999
