@@ -212,9 +212,9 @@ def _draw_pattern(d, pattern: str, colour: tuple, big: int, rng: np.random.Gener
 
 def synth_garments(
     out: str | Path,
-    n_train: int = 2400,
-    n_val: int = 600,
-    n_test: int = 600,
+    n_train: int = 2000,
+    n_val: int = 500,
+    n_test: int = 500,
     image_size: int = 64,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,

@@ -118,12 +118,19 @@ def _start_ray(verbose: bool) -> bool:
 
 
 def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = False,
-              sweep_id: str | None = None) -> SweepResult:
-    """Validate, then run the whole sweep; returns the per-trial rows and the comparison."""
+              sweep_id: str | None = None, callbacks: list | None = None) -> SweepResult:
+    """Validate, then run the whole sweep; returns the per-trial rows and the comparison.
+
+    Args:
+        callbacks: extra driver-side ``ray.tune.Callback`` objects (benchmarks, observers).
+    """
     console = console or Console()
     if not verbose:
         # Tune's own reporter stays behind --verbose: the legacy reporter with verbose=0 prints nothing.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read by mlflow when it is imported
+        import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
+
         logging.getLogger("mlflow").setLevel(logging.WARNING)
     problems = check_spec(spec)
     if problems:
@@ -161,7 +168,8 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
                       f"seeds), up to {resources['max_concurrent_trials']} at a time, "
                       f"{spec.resources.workers_per_trial} worker(s) each"
                       f"{' on GPU' if resources['use_gpu'] else ''}; MLflow: {spec.tracking_uri}")
-        results = _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose)
+        results = _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose,
+                       callbacks or [])
         rows = _report.trial_rows(results)
         summary = _report.summarise(rows, spec.search.metric, spec.search.mode)
         _report.write_csv(report_dir / "trials.csv", rows)
@@ -171,6 +179,7 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
         for f in ("trials.csv", "report.md"):
             tracking.client.log_artifact(parent_run_id, str(report_dir / f))
         _report.print_table(summary, spec.search.metric, console)
+        _log_summary(tracking, parent_run_id, summary)
         errors = sum(r["status"] == "ERROR" for r in rows)
         tracking.set_tags(parent_run_id, {"trials_failed": errors})
         status = "FINISHED"
@@ -189,7 +198,25 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
             ray.shutdown()
 
 
-def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose):
+def _log_summary(tracking: Tracking, run_id: str, summary: list[dict]) -> None:
+    """Mean over seeds of each setting's headline metrics on the parent run (`<setting>/<metric>`)."""
+    import re
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = []
+    for e in summary:
+        key = re.sub(r"[^A-Za-z0-9_.\-/ ]", "", e["setting"]).replace(" ", "_")
+        for col, _ in _report.COLUMNS:
+            mean = e[col][0]
+            if not math.isnan(mean):
+                metrics.append(Metric(f"{key}/{col.replace('/', '_')}", mean, now, 0))
+    for i in range(0, len(metrics), 500):
+        tracking.client.log_batch(run_id, metrics=metrics[i:i + 500])
+
+
+def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose, callbacks):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -229,7 +256,7 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
         ),
         run_config=tune.RunConfig(
             name=sweep_id, storage_path=str(spec.storage_path), verbose=1 if verbose else 0,
-            callbacks=[RunStatusCallback(tracking, sweep_id, t.epochs), progress],
+            callbacks=[RunStatusCallback(tracking, sweep_id, t.epochs), progress, *callbacks],
         ),
     )
     try:

@@ -113,9 +113,9 @@ def data():
 
 @data.command("synth")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--n-train", default=2400, show_default=True)
-@click.option("--n-val", default=600, show_default=True)
-@click.option("--n-test", default=600, show_default=True)
+@click.option("--n-train", default=2000, show_default=True)
+@click.option("--n-val", default=500, show_default=True)
+@click.option("--n-test", default=500, show_default=True)
 @click.option("--image-size", default=64, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 def data_synth(out, n_train, n_val, n_test, image_size, seed):

@@ -31,9 +31,9 @@ PosFloat = Annotated[float, Field(gt=0)]
 class SynthSpec(_Model):
     """Sizes of the generated demo table (used when ``data.path`` is not set)."""
 
-    n_train: PosInt = 2400
-    n_val: PosInt = 600
-    n_test: PosInt = 600
+    n_train: PosInt = 2000
+    n_val: PosInt = 500
+    n_test: PosInt = 500
     image_size: Annotated[int, Field(ge=16, le=512)] = 64
     seed: int = 0
 

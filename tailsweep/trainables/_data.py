@@ -2,7 +2,7 @@
 
 Images are decoded with Pillow into one uint8 tensor (N, 3, H, W); normalisation and flips run
 per batch on the tensor, so the hot loop never touches Python objects per image. This suits
-tables that fit in worker memory (the demo: 3,600 images of 64 px = 44 MB); streaming from
+tables that fit in worker memory (the demo: 3,000 images of 64 px = 37 MB); streaming from
 Parquet row groups for large image sets is tracked separately.
 """
 

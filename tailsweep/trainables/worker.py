@@ -103,7 +103,11 @@ def predict(model: torch.nn.Module, data: SplitTensors, device: torch.device, ba
 
 
 def evaluate(model, data: SplitTensors, stats: LabelStats, device, cfg: WorkerConfig, rank: int, world: int, autocast: bool):
-    """Predict this rank's shard, gather all shards, score the full split (every rank gets it)."""
+    """Predict this rank's shard, gather all shards, score the full split (every rank gets it).
+
+    ``model`` is the unwrapped module: a DDP forward would broadcast buffers, a collective that
+    hangs when ranks run different numbers of eval batches.
+    """
     idx = torch.from_numpy(shard_indices(len(data), rank, world))
     shard = data.select(idx)
     p = _gather(predict(model, shard, device, cfg.eval_batch_size, autocast), world)
@@ -158,9 +162,10 @@ def train_loop_per_worker(config: dict) -> None:
     if ckpt:  # resume after a worker failure or a sweep restore
         with ckpt.as_directory() as d:
             state = torch.load(Path(d) / CHECKPOINT_FILE, map_location=device, weights_only=True)
-        raw_model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        if "model" in state:  # the final checkpoint holds only the best weights
+            raw_model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
         start_epoch, best_score, best_state = state["epoch"], state["best_score"], state["best_model"]
 
     # --- loop ------------------------------------------------------------------------------------
@@ -194,7 +199,7 @@ def train_loop_per_worker(config: dict) -> None:
         train_time = time.perf_counter() - t0
 
         t1 = time.perf_counter()
-        val_metrics, _ = evaluate(model, val, stats, device, cfg, rank, world, autocast)
+        val_metrics, _ = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast)
         metrics = {f"val/{k}": v for k, v in val_metrics.items()}
         metrics.update({
             "epoch": epoch + 1,
@@ -214,13 +219,11 @@ def train_loop_per_worker(config: dict) -> None:
 
         last = epoch + 1 == cfg.epochs
         if last:  # test with the best weights, in the same (final) report
-            current = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
-            raw_model.load_state_dict(best_state)
+            raw_model.load_state_dict(best_state)  # training is over: the final checkpoint keeps only these
             test = load_split(table, "test", cfg.image_size)
-            test_metrics, test_rows = evaluate(model, test, stats, device, cfg, rank, world, autocast)
-            _, val_rows = evaluate(model, val, stats, device, cfg, rank, world, autocast)
+            test_metrics, test_rows = evaluate(raw_model, test, stats, device, cfg, rank, world, autocast)
+            _, val_rows = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast)
             metrics.update({f"test/{k}": v for k, v in test_metrics.items()})
-            raw_model.load_state_dict(current)
             if rank == 0 and cfg.tracking_uri and cfg.run_id:
                 _log_trial_artifacts(cfg, loss_fn, stats, val_rows, test_rows)
 
@@ -228,9 +231,13 @@ def train_loop_per_worker(config: dict) -> None:
         with tempfile.TemporaryDirectory() as d:
             checkpoint = None
             if rank == 0:
-                torch.save({"model": raw_model.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), "epoch": epoch + 1, "best_score": best_score,
-                            "best_model": best_state}, Path(d) / CHECKPOINT_FILE)
+                if last:  # training is over: keep only the best weights (no optimiser state to resume)
+                    state = {"epoch": epoch + 1, "best_score": best_score, "best_model": best_state}
+                else:
+                    state = {"model": raw_model.state_dict(), "optimizer": opt.state_dict(),
+                             "scheduler": sched.state_dict(), "epoch": epoch + 1, "best_score": best_score,
+                             "best_model": best_state}
+                torch.save(state, Path(d) / CHECKPOINT_FILE)
                 checkpoint = ray.train.Checkpoint.from_directory(d)
             ray.train.report(metrics, checkpoint=checkpoint)
 
