@@ -1,17 +1,20 @@
-"""Trial overhead and in-trial throughput, side by side in one run.
+"""Per-trial overhead, in-trial throughput and concurrency, side by side in one run (`make bench`).
 
-Measures, on the same machine in one process tree:
+One command measures, on this machine, in this order:
 
-1. **Fixed Ray overhead per trial** of a real tailsweep sweep (Tune trial -> Ray Train worker group,
-   1 worker, trials run one at a time): trial start (Tune launches the trial) -> first training step
-   (wall clock taken in the worker) -> first result Tune sees -> trial end.
-2. **In-trial steady-state throughput**: training samples/s the worker loop reports for epochs >= 2,
-   divided by a bare PyTorch loop on the same model, data, batch and thread count, run in this
-   process before and after the sweep (their mean; the spread is reported).
+1. the **floor probe**: two fresh Ray actors in series, each importing ``ray.train.torch``, then the
+   first optimiser construction (benchmarks/_plain.py);
+2. the **plain Train V2 pattern**: a tiny Tune function trainable that builds a ``TorchTrainer`` and
+   nothing else, trials one at a time;
+3. **tailsweep** on the same kind of tiny trial (small MLP, feature table), trials one at a time,
+   with the lean per-trial path on and off, and two at a time;
+4. **in-trial throughput**: the worker loop's steady-state samples/s (epochs >= 2, evaluation timed
+   separately) against a bare PyTorch loop on the same model, data, batch and thread count (run in
+   this process before and after the sweeps);
+5. **concurrency**: trials per hour of compute-bound trials two at a time against one at a time.
 
-Ratios, not absolute seconds, are the result: these machines are noisy.
-
-Usage: ``python benchmarks/overhead.py [--trials 3] [--epochs 3] [--out docs/benchmarks.md]``
+Per trial: trial start (Tune launches it) -> first training step (wall clock in the worker) -> first
+result Tune sees; last result -> trial end. Ratios, not absolute seconds, are the result.
 """
 
 from __future__ import annotations
@@ -26,12 +29,15 @@ from pathlib import Path
 import torch
 from ray import tune
 
-from tailsweep.datasets import LabelTable, label_stats, synth_garments
-from tailsweep.losses import build_loss
-from tailsweep.orchestrator._sweep import run_sweep
-from tailsweep.orchestrator.spec import load_spec
-from tailsweep.trainables._data import load_split, prepare_batch
-from tailsweep.trainables._models import build_model
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _plain import floor_probe, plain_sweep  # noqa: E402
+
+from tailsweep.datasets import LabelTable, Manifest, label_stats, synth_garments, write_table  # noqa: E402
+from tailsweep.losses import build_loss  # noqa: E402
+from tailsweep.orchestrator._sweep import run_sweep  # noqa: E402
+from tailsweep.orchestrator.spec import load_spec  # noqa: E402
+from tailsweep.trainables._data import load_split, prepare_batch  # noqa: E402
+from tailsweep.trainables._models import build_model  # noqa: E402
 
 BEGIN, END = "<!-- overhead:begin -->", "<!-- overhead:end -->"
 
@@ -55,6 +61,32 @@ class Timeline(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.t.setdefault(trial.trial_id, {})["end"] = time.time()
 
+    def summary(self) -> dict:
+        rows = []
+        for d in self.t.values():
+            rates = [r for e, r in d.get("rates", []) if e and e >= 2 and r]
+            rows.append({"first_step": d["first_step"] - d["start"], "first_result": d["first_result"] - d["start"],
+                         "tail": d["end"] - d["last_result"], "total": d["end"] - d["start"],
+                         "rate": statistics.mean(rates) if rates else float("nan")})
+        return {k: statistics.median(r[k] for r in rows) for k in rows[0]} | {"n": len(rows)}
+
+
+def tiny_features_table(root: Path):
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    labels = [{"label": f"l{j}", "parents": []} for j in range(8)]
+
+    def split(n):
+        x = rng.normal(size=(n, 32)).astype(np.float32)
+        ys = [[f"l{j}" for j in range(8) if x[i, j] > 0.3] for i in range(n)]
+        return pa.table({"id": [f"r{i}" for i in range(n)], "labels": pa.array(ys, pa.list_(pa.string())),
+                         "features": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 32)})
+
+    return write_table(root, Manifest(name="bench-tiny", input="features"), labels,
+                       {"train": split(512), "val": split(128), "test": split(128)})
+
 
 def bare_loop(table: LabelTable, backbone: str, batch: int, steps: int, seed: int = 0) -> float:
     """Samples/s of a plain PyTorch training loop: same model, data, batch, loss, optimiser, 1 thread."""
@@ -66,14 +98,13 @@ def bare_loop(table: LabelTable, backbone: str, batch: int, steps: int, seed: in
     loss_fn = build_loss("unweighted", stats)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     model.train()
-    n = len(data)
-    dev = torch.device("cpu")
+    perm = torch.randperm(len(data))
     warmup = 3
     for s in range(warmup + steps):
         if s == warmup:
             t0 = time.perf_counter()
-        idx = torch.randint(0, n, (batch,))
-        x = prepare_batch(data.inputs[idx], data.is_image, dev)
+        idx = perm[(s * batch) % (len(data) - batch):][:batch]
+        x = prepare_batch(data.inputs[idx], data.is_image, torch.device("cpu"))
         loss = loss_fn(model(x), data.targets[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -81,75 +112,108 @@ def bare_loop(table: LabelTable, backbone: str, batch: int, steps: int, seed: in
     return steps * batch / (time.perf_counter() - t0)
 
 
+def sweep(tmp: Path, name: str, table: LabelTable, overrides: list[str]) -> tuple[dict, float]:
+    spec = load_spec(None, [f"data.path={table.root}", f"tracking.dir={tmp / name}", "schemes=[unweighted]",
+                            "train.augment=false", *overrides])
+    timeline = Timeline()
+    t0 = time.time()
+    run_sweep(spec, callbacks=[timeline])
+    return timeline.summary(), time.time() - t0
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--trials", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--backbone", default="resnet18")
-    ap.add_argument("--image-size", type=int, default=32)
-    ap.add_argument("--n-train", type=int, default=768)
-    ap.add_argument("--batch", type=int, default=64)
+    ap = argparse.ArgumentParser(description="tailsweep trial-overhead benchmark")
+    ap.add_argument("--trials", type=int, default=3, help="tiny trials per configuration")
+    ap.add_argument("--heavy-trials", type=int, default=4, help="compute-bound trials per concurrency setting")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"))
     args = ap.parse_args()
-
+    n, epochs = args.trials, 2
+    seeds = f"seeds={list(range(n))}"
+    res: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        table = synth_garments(tmp / "data", n_train=args.n_train, n_val=128, n_test=128,
-                               image_size=args.image_size, seed=0)
-        steps_per_epoch = args.n_train // args.batch
-        print(f"bare loop ({args.backbone}, {args.image_size}px, batch {args.batch}) ...", flush=True)
-        bare_before = bare_loop(table, args.backbone, args.batch, steps_per_epoch)
+        tiny = tiny_features_table(tmp / "tiny")
+        images = synth_garments(tmp / "img", n_train=640, n_val=128, n_test=128, image_size=32, seed=0)
 
-        spec = load_spec(None, [
-            f"data.path={table.root}", f"model.backbone={args.backbone}", f"tracking.dir={tmp / 'runs'}",
-            f"train.epochs={args.epochs}", f"train.batch_size={args.batch}", "train.augment=false",
-            "schemes=[unweighted]", f"seeds={list(range(args.trials))}", "resources.max_concurrent_trials=1"])
-        timeline = Timeline()
-        t_sweep = time.time()
-        run_sweep(spec, callbacks=[timeline])
-        sweep_wall = time.time() - t_sweep
-        bare_after = bare_loop(table, args.backbone, args.batch, steps_per_epoch)
+        print("floor probe ...", flush=True)
+        res["floor"] = floor_probe()
+        print("plain pattern, one at a time ...", flush=True)
+        plain_tl = Timeline()
+        plain_wall = plain_sweep(n, epochs, str(tmp / "plain"), 1, [plain_tl])
+        res["plain"] = plain_tl.summary() | {"wall_per_trial": plain_wall / n}
+        tiny_args = ["model.backbone=mlp", "model.hidden=64", f"train.epochs={epochs}", seeds]
+        for label, extra in (("lean", []), ("default", ["resources.lean=false"])):
+            print(f"tailsweep ({label}), one at a time ...", flush=True)
+            s, wall = sweep(tmp, f"tiny-{label}", tiny, [*tiny_args, "resources.max_concurrent_trials=1", *extra])
+            res[label] = s | {"wall_per_trial": wall / n}
+        print("tailsweep (lean), two at a time ...", flush=True)
+        s, wall = sweep(tmp, "tiny-concurrent", tiny, [*tiny_args, "resources.max_concurrent_trials=2"])
+        res["lean_concurrent"] = s | {"wall_per_trial": wall / n}
 
-    rows = []
-    for d in timeline.t.values():
-        rates = [r for e, r in d.get("rates", []) if e and e >= 2 and r]
-        rows.append({"to_first_step": d["first_step"] - d["start"], "to_first_result": d["first_result"] - d["start"],
-                     "tail": d["end"] - d["last_result"], "total": d["end"] - d["start"],
-                     "rate": statistics.mean(rates) if rates else float("nan")})
-    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-    bare = (bare_before + bare_after) / 2
-    ratio = med["rate"] / bare
+        heavy = ["model.backbone=resnet18", "train.epochs=3", "train.batch_size=64",
+                 f"seeds={list(range(args.heavy_trials))}"]
+        steps = 640 // 64
+        print("bare loop, then compute-bound trials one and two at a time ...", flush=True)
+        bare_before = bare_loop(images, "resnet18", 64, steps)
+        s1, wall1 = sweep(tmp, "heavy-1", images, [*heavy, "resources.max_concurrent_trials=1"])
+        s2, wall2 = sweep(tmp, "heavy-2", images, [*heavy, "resources.max_concurrent_trials=2"])
+        bare_after = bare_loop(images, "resnet18", 64, steps)
+        res["heavy"] = {"one": s1, "two": s2, "wall_one": wall1, "wall_two": wall2,
+                        "bare_before": bare_before, "bare_after": bare_after}
+    write_report(res, args, Path(args.out))
+
+
+def write_report(res: dict, args, out: Path) -> None:
     from importlib.metadata import version
+
+    floor, plain, lean, default, conc, h = (res[k] for k in ("floor", "plain", "lean", "default", "lean_concurrent", "heavy"))
+    bare = (h["bare_before"] + h["bare_after"]) / 2
+    ratio = h["one"]["rate"] / bare
+    speedup = h["wall_one"] / h["wall_two"]
+
+    def row(label, d):
+        return (f"| {label} | {d['first_step']:.1f} | {d['first_result']:.1f} | {d['tail']:.1f} | "
+                f"{d['wall_per_trial']:.1f} |")
 
     md = [
         BEGIN,
-        "## Trial overhead and in-trial throughput (`make bench`)",
+        "## Trial overhead, in-trial throughput, concurrency (`make bench`)",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on this machine "
-        f"({_cpu()}), ray {version('ray')}, torch {torch.__version__}. Command: "
-        f"`python benchmarks/overhead.py --trials {args.trials} --epochs {args.epochs}`. "
-        f"Workload: {args.backbone} on {args.n_train} generated {args.image_size}px images, batch {args.batch}, "
-        "1 worker per trial with 1 CPU and 1 torch thread, trials one at a time.",
+        f"Measured {time.strftime('%Y-%m-%d')} on this machine ({_cpu()}), ray {version('ray')}, torch "
+        f"{torch.__version__}, by `python benchmarks/overhead.py --trials {args.trials} --heavy-trials "
+        f"{args.heavy_trials}` (one run, every figure below from it). Tiny trials: a small MLP on a 512-row "
+        "feature table, 2 epochs, 1 worker with 1 CPU; medians over trials.",
         "",
-        "| per-trial phase (median of " + str(len(rows)) + " trials) | seconds |",
+        "| tiny trial, seconds (median) | start -> first step | start -> first result | last result -> end | sweep wall per trial |",
+        "|---|---|---|---|---|",
+        f"| floor probe (2 fresh actors in series + first optimiser) | {floor:.1f} | | | |",
+        row("plain Train V2 pattern, one at a time", plain),
+        row("tailsweep, lean path off (`resources.lean=false`), one at a time", default),
+        row("**tailsweep, lean path (default), one at a time**", lean),
+        row("tailsweep, lean path, two at a time", conc),
+        "",
+        f"- first step / floor probe: **{lean['first_step'] / floor:.2f}x** (target <= 1.1x)",
+        f"- sweep wall per tiny trial / plain pattern: **{lean['wall_per_trial'] / plain['wall_per_trial']:.2f}x** "
+        f"one at a time (target <= 0.5x), **{conc['wall_per_trial'] / plain['wall_per_trial']:.2f}x** two at a time",
+        "",
+        f"Compute-bound trials: resnet18 on 640 generated 32 px images, batch 64, 3 epochs, {args.heavy_trials} trials.",
+        "",
+        "| in-trial steady state (epochs >= 2, eval excluded) | samples/s |",
         "|---|---|",
-        f"| trial start -> first training step | {med['to_first_step']:.1f} |",
-        f"| trial start -> first result seen by Tune | {med['to_first_result']:.1f} |",
-        f"| last result -> trial end (teardown tail) | {med['tail']:.1f} |",
-        f"| whole trial ({args.epochs} epochs) | {med['total']:.1f} |",
-        f"| sweep wall per trial | {sweep_wall / len(rows):.1f} |",
+        f"| tailsweep worker loop (median over trials, one at a time) | {h['one']['rate']:.1f} |",
+        f"| bare PyTorch loop, same model/data/batch/threads (before / after the sweeps) | {h['bare_before']:.1f} / {h['bare_after']:.1f} |",
+        f"| **worker / bare** (target >= 0.95) | **{ratio:.3f}** |",
         "",
-        "| in-trial steady state (epochs >= 2) | samples/s |",
-        "|---|---|",
-        f"| tailsweep worker loop (median over trials) | {med['rate']:.1f} |",
-        f"| bare PyTorch loop, same model/data/batch (before / after the sweep) | {bare_before:.1f} / {bare_after:.1f} |",
-        f"| **ratio worker / bare** | **{ratio:.3f}** |",
+        "| concurrency | sweep wall | trials per hour |",
+        "|---|---|---|",
+        f"| one at a time | {h['wall_one']:.0f} s | {3600 * args.heavy_trials / h['wall_one']:.0f} |",
+        f"| two at a time | {h['wall_two']:.0f} s | {3600 * args.heavy_trials / h['wall_two']:.0f} |",
+        f"| **speed-up** (target >= 1.7x) | | **{speedup:.2f}x** |",
         "",
         END,
     ]
     text = "\n".join(md)
     print(text)
-    out = Path(args.out)
     old = out.read_text() if out.is_file() else "# Benchmarks\n\nFigures measured by the project's own benchmark commands.\n\n"
     if BEGIN in old and END in old:
         new = old[: old.index(BEGIN)] + text + old[old.index(END) + len(END):]

@@ -74,8 +74,9 @@ class ProgressView(tune.Callback):
             self._live.update(self.render())
 
     def _line(self, text: str):
-        if self._live is None:  # not a terminal (CI, pipes): one plain line per event
+        if self._live is None:  # not a terminal (CI, pipes): one plain line per event, flushed
             self.console.print(text, markup=False, highlight=False)
+            self.console.file.flush()
 
     def on_trial_start(self, iteration, trials, trial, **info):
         r = self._row(trial)

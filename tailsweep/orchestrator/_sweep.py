@@ -20,6 +20,19 @@ from ._tracking import SWEEP_TAG, Tracking
 from .spec import SpecError, SweepSpec, check_spec, spec_to_yaml
 
 TRIAL_RESOURCE = "tailsweep_trial"  # custom resource held by each trial's driver (never a CPU)
+
+# The lean per-trial path (``resources.lean``, on by default). Internal Ray Train V2 settings, pinned
+# to ray 2.60 (constraints.txt) and covered by tests/integration (statuses, exactly-once metrics after
+# a worker restart). Gains measured by benchmarks/overhead.py, recorded in docs/benchmarks.md.
+LEAN_ENV = {
+    # The Train controller polls its workers every 2 s: ~1 s before a report reaches Tune and a ~5 s
+    # tail after the last one. Reports are queued, not lost, at any interval.
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
+    # A watcher thread per run for cloud preemption notices; this tool restarts failed groups itself.
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    # Train's Prometheus metrics: CPU per controller and worker that a sweep never reads.
+    "RAY_TRAIN_METRICS_ENABLED": "0",
+}
 log = logging.getLogger(__name__)
 
 
@@ -99,13 +112,15 @@ def _versions() -> dict:
     return out
 
 
-def _start_ray(verbose: bool) -> bool:
+def _start_ray(verbose: bool, lean: bool) -> bool:
     """Join ``RAY_ADDRESS`` if set, else start a local Ray. Returns True if we started it."""
     import ray
 
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
+    if lean:  # job-wide: reaches every trial actor, Train controller and worker of this sweep
+        quiet["runtime_env"] = {"env_vars": dict(LEAN_ENV)}
     if os.environ.get("RAY_ADDRESS"):
         # Joining an existing cluster: never pass num_cpus/resources (DESIGN.md).
         ray.init(**quiet)
@@ -159,7 +174,7 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
     started = False
     status = "FAILED"
     try:
-        started = _start_ray(verbose)
+        started = _start_ray(verbose, spec.resources.lean)
         import ray
 
         resources = plan_resources(spec, ray.cluster_resources(), len(trials))
@@ -233,8 +248,10 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
         "augment": t.augment, "select_metric": spec.search.metric, "threads": resources["threads"],
         "precision": t.precision,
     }
-    ctx = TrialContext(sweep_id=sweep_id, parent_run_id=parent_run_id, tracking=tracking,
-                       storage_path=str(spec.storage_path), worker_defaults=worker_defaults,
+    common = {k: v for k, v in worker_defaults.items() if k not in ("stats", "scheme", "lr")}
+    run_ids = tracking.plan_child_runs(parent_run_id, sweep_id, trials, common)
+    trials = [{**t, "run_id": run_id} for t, run_id in zip(trials, run_ids, strict=True)]
+    ctx = TrialContext(tracking_uri=tracking.uri, storage_path=str(spec.storage_path), worker_defaults=worker_defaults,
                        num_workers=spec.resources.workers_per_trial, cpus_per_worker=spec.resources.cpus_per_worker,
                        use_gpu=resources["use_gpu"], max_failures=t.max_failures)
     if spec.scheduler.name == "asha":
@@ -251,12 +268,17 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
         tune_config=tune.TuneConfig(
             metric=spec.search.metric, mode=spec.search.mode, scheduler=scheduler,
             max_concurrent_trials=resources["max_concurrent_trials"],
+            # Reuse trial actors (saves a process start and imports per trial); run_trial keeps no
+            # global state, so nothing leaks from one trial into the next. Not with ASHA: a stopped
+            # trial's function thread is still inside fit() when Tune resets the actor, the reset
+            # times out and Tune fails the *next* trial ("Could not re-use actor", seen on ray 2.60).
+            reuse_actors=spec.resources.lean and spec.scheduler.name == "fifo",
             trial_name_creator=lambda tr: f"{tr.config['trial']['scheme']}-{tr.trial_id}",
             trial_dirname_creator=lambda tr: tr.trial_id,
         ),
         run_config=tune.RunConfig(
             name=sweep_id, storage_path=str(spec.storage_path), verbose=1 if verbose else 0,
-            callbacks=[RunStatusCallback(tracking, sweep_id, t.epochs), progress, *callbacks],
+            callbacks=[RunStatusCallback(tracking, t.epochs), progress, *callbacks],
         ),
     )
     try:

@@ -1,10 +1,16 @@
-"""MLflow on the driver and trial side: one parent run per sweep, one child run per trial.
+"""MLflow on the driver side: one parent run per sweep, one child run per trial.
 
-Runs are got-or-created by tags (``tailsweep.sweep_id`` for the parent, ``tune_trial_id`` for a
-child): Tune trial ids survive ``Tuner.restore``, so a resumed sweep never duplicates a run.
-Statuses: the trial function writes FINISHED after ``fit()`` returns; :class:`RunStatusCallback`
-writes every other status (KILLED for trials stopped early, FAILED with the error) to runs still
-RUNNING, and :meth:`Tracking.close_sweep` ends whatever a crash or Ctrl-C left behind.
+Runs are got-or-created by tags: ``tailsweep.sweep_id`` for the parent; for a child, the sweep id
+plus the trial's key in the deterministic trial plan (``tailsweep.trial_key``), so a resumed sweep
+finds the same runs and never duplicates one. The driver creates every child run up front with
+status SCHEDULED, which keeps all MLflow I/O off the trial's start path (each trial would otherwise
+pay the mlflow import and a store round trip before its worker group starts).
+
+Statuses are written by the driver-side :class:`RunStatusCallback`, the one place that sees every
+ending (ASHA stops a trial by killing its actor, so code after ``fit()`` may never run): RUNNING
+(+ the ``tune_trial_id`` tag) when Tune starts the trial; FINISHED when it completes with every
+epoch reported; KILLED (+ ``stopped_early``) when it completes with fewer; FAILED (+ ``error``).
+:meth:`Tracking.close_sweep` ends whatever a crash or Ctrl-C left SCHEDULED or RUNNING.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_TAG = "tailsweep.sweep_id"
 TRIAL_TAG = "tune_trial_id"
+TRIAL_KEY_TAG = "tailsweep.trial_key"
 PARENT_TAG = "mlflow.parentRunId"
 MAX_TAG = 8000  # MLflow's tag-value limit
 MAX_PARAM = 6000
@@ -108,55 +115,84 @@ class Tracking:
             return
         self.client.set_terminated(run_id, status=status)
 
+    def plan_child_runs(self, parent_run_id: str, sweep_id: str, trials: list[dict], common: Mapping[str, Any]) -> list[str]:
+        """Get or create one child run per planned trial (new ones SCHEDULED); returns their ids."""
+        existing = {r.data.tags.get(TRIAL_KEY_TAG): r.info.run_id for r in self.children(parent_run_id)}
+        ids = []
+        for t in trials:
+            key = trial_key(t)
+            run_id = existing.get(key)
+            if run_id is None:
+                run = self.client.create_run(self.experiment_id, run_name=t["label"], tags={
+                    SWEEP_TAG: sweep_id, TRIAL_KEY_TAG: key, PARENT_TAG: parent_run_id,
+                    "scheme": t["scheme"], "seed": str(t["seed"])})
+                run_id = run.info.run_id
+                self.log_params(run_id, {"scheme": t["scheme"], "scheme_params": t["scheme_params"], "lr": t["lr"],
+                                         "seed": t["seed"], "group": t["group"], **common})
+                self.client.update_run(run_id, status="SCHEDULED")
+            ids.append(run_id)
+        return ids
+
     def children(self, parent_run_id: str):
         return self.client.search_runs([self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
                                        max_results=5000)
 
     def close_sweep(self, parent_run_id: str, status: str) -> None:
-        """End the parent and any child a crash or interrupt left RUNNING (those become KILLED)."""
+        """End the parent and any child a crash or interrupt left SCHEDULED or RUNNING (-> KILLED)."""
         for run in self.children(parent_run_id):
-            if run.info.status == "RUNNING":
+            if run.info.status in ("RUNNING", "SCHEDULED"):
                 self.set_tags(run.info.run_id, {"stopped_early": "sweep ended before the trial finished"})
                 self.client.set_terminated(run.info.run_id, status="KILLED")
         self.client.set_terminated(parent_run_id, status=status)
 
 
+def trial_key(plan: Mapping[str, Any]) -> str:
+    """A trial's identity within its sweep: plan group (scheme index : draw) and seed."""
+    return f"{plan['group']}/seed={plan['seed']}"
+
+
 class RunStatusCallback(tune.Callback):
-    """Driver-side: writes KILLED/FAILED (and FINISHED for complete trials) to child runs still RUNNING.
+    """Driver-side: writes every child-run status transition (see the module docstring)."""
 
-    ASHA stops a trial by killing its actor, so code after ``fit()`` never runs there; this
-    callback is the one place that sees every ending.
-    """
-
-    def __init__(self, tracking: Tracking, sweep_id: str, epochs: int):
+    def __init__(self, tracking: Tracking, epochs: int):
         self.tracking = tracking
-        self.sweep_id = sweep_id
         self.epochs = epochs
 
-    def _run(self, trial):
+    def _safe(self, fn, *args):
         try:
-            return self.tracking.find_run(**{TRIAL_TAG: trial.trial_id, SWEEP_TAG: self.sweep_id})
-        except Exception as exc:  # tracking down: statuses are fixed by close_sweep later
-            log.warning("MLflow: cannot look up run of trial %s: %s", trial.trial_id, exc)
-            return None
+            fn(*args)
+        except Exception as exc:  # tracking down: close_sweep (or a resume) fixes statuses later
+            log.warning("MLflow: could not update a trial run: %s", exc)
+
+    @staticmethod
+    def _run_id(trial) -> str:
+        return trial.config["trial"]["run_id"]
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        def start(run_id):
+            self.tracking.set_tags(run_id, {TRIAL_TAG: trial.trial_id})
+            self.tracking.client.update_run(run_id, status="RUNNING")
+
+        self._safe(start, self._run_id(trial))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        run = self._run(trial)
-        if run is None or run.info.status != "RUNNING":
-            return
         epoch = int((trial.last_result or {}).get("epoch", 0))
-        if epoch >= self.epochs:
-            self.tracking.end(run.info.run_id, "FINISHED")
-        else:
-            self.tracking.set_tags(run.info.run_id, {"stopped_early": f"stopped by the scheduler after epoch {epoch}"})
-            self.tracking.end(run.info.run_id, "KILLED")
+
+        def complete(run_id):
+            if epoch >= self.epochs:
+                self.tracking.end(run_id, "FINISHED")
+            else:
+                self.tracking.set_tags(run_id, {"stopped_early": f"stopped by the scheduler after epoch {epoch}"})
+                self.tracking.end(run_id, "KILLED")
+
+        self._safe(complete, self._run_id(trial))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        run = self._run(trial)
-        if run is None or run.info.status != "RUNNING":
-            return
-        self.tracking.set_tags(run.info.run_id, {"error": trial_error_text(trial)})
-        self.tracking.end(run.info.run_id, "FAILED")
+        def error(run_id):
+            self.tracking.set_tags(run_id, {"error": trial_error_text(trial)})
+            self.tracking.end(run_id, "FAILED")
+
+        self._safe(error, self._run_id(trial))
 
 
 def trial_error_text(trial) -> str:

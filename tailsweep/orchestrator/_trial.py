@@ -5,16 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..trainables import WorkerConfig, train_loop_per_worker
-from ._tracking import PARENT_TAG, SWEEP_TAG, TRIAL_TAG, Tracking
 
 
 @dataclass(frozen=True)
 class TrialContext:
     """What every trial shares (passed once through the object store by ``tune.with_parameters``)."""
 
-    sweep_id: str
-    parent_run_id: str
-    tracking: Tracking
+    tracking_uri: str
     storage_path: str
     worker_defaults: dict  # WorkerConfig fields common to all trials (data, stats, model, train)
     num_workers: int
@@ -24,6 +21,9 @@ class TrialContext:
 
 
 def run_trial(config: dict, ctx: TrialContext) -> None:
+    """Build the trial's worker group and train. No MLflow I/O here: the driver created the child
+    run (its id is in the plan) and writes its statuses; the Train controller logs the metrics.
+    Free of global state, so Tune can reuse the actor for the next trial."""
     import ray.train
     import ray.tune
     from ray.train.torch import TorchTrainer
@@ -33,16 +33,9 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
 
     plan = config["trial"]
     trial_id = ray.tune.get_context().get_trial_id()
-    run_id = ctx.tracking.get_or_create_run(
-        {TRIAL_TAG: trial_id, SWEEP_TAG: ctx.sweep_id},
-        name=plan["label"],
-        tags={PARENT_TAG: ctx.parent_run_id, "scheme": plan["scheme"], "seed": str(plan["seed"])},
-        params={"scheme": plan["scheme"], "scheme_params": plan["scheme_params"], "lr": plan["lr"],
-                "seed": plan["seed"], "group": plan["group"],
-                **{k: v for k, v in ctx.worker_defaults.items() if k not in ("stats", "lr", "seed", "scheme", "scheme_params")}},
-    )
+    run_id = plan["run_id"]
     worker = WorkerConfig(**{**ctx.worker_defaults, "scheme": plan["scheme"], "scheme_params": plan["scheme_params"],
-                             "lr": plan["lr"], "seed": plan["seed"], "tracking_uri": ctx.tracking.uri, "run_id": run_id})
+                             "lr": plan["lr"], "seed": plan["seed"], "tracking_uri": ctx.tracking_uri, "run_id": run_id})
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=worker.to_dict(),
@@ -54,10 +47,9 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
             name=f"train-{trial_id}",
             storage_path=ctx.storage_path,
             # Metrics logger first: it must see each report before Tune does (DESIGN.md).
-            callbacks=[MlflowMetricsCallback(ctx.tracking.uri, run_id), TuneReportCallback()],
+            callbacks=[MlflowMetricsCallback(ctx.tracking_uri, run_id), TuneReportCallback()],
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             failure_config=ray.train.FailureConfig(max_failures=ctx.max_failures),
         ),
     )
     trainer.fit()
-    ctx.tracking.end(run_id, "FINISHED")

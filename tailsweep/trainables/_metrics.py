@@ -69,8 +69,6 @@ def compute_metrics(y: np.ndarray, p: np.ndarray, stats: LabelStats, threshold: 
     Returns:
         (metrics, per_label_rows).
     """
-    from sklearn.metrics import average_precision_score
-
     y = np.asarray(y).astype(np.int8)
     p = np.asarray(p, dtype=np.float64)
     s = per_label_scores(y, p, threshold)
@@ -80,7 +78,9 @@ def compute_metrics(y: np.ndarray, p: np.ndarray, stats: LabelStats, threshold: 
     micro_p = tp / npred if npred else 0.0
     micro_r = tp / npos if npos else 0.0
     m: dict[str, float] = {
-        "micro_auprc": float(average_precision_score(y.ravel(), p.ravel())) if npos else float("nan"),
+        # Same definition as sklearn's average_precision_score (tested equal, ties included), which
+        # C-HMCNN uses; computed here because importing sklearn.metrics costs each trial's worker 1-2 s.
+        "micro_auprc": average_precision(y.ravel(), p.ravel()),
         "macro_ap": _mean(s["ap"][has_pos]),
         "micro_f1": float(2 * micro_p * micro_r / (micro_p + micro_r)) if micro_p + micro_r else 0.0,
     }

@@ -8,10 +8,12 @@ DDP comes from ``ray.train.torch.prepare_model`` (gloo on CPU, NCCL on GPU).
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import math
 import os
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +31,9 @@ from ._models import build_model
 CHECKPOINT_FILE = "state.pt"
 # Fault injection for tests: "raise@<epoch>[:<scheme>]" raises in the worker at the start of that
 # epoch, "exit@<epoch>[:<scheme>]" kills the worker process; only trials of <scheme> when given.
+# With FAULT_ONCE_ENV set to a file path, the fault fires once (the file marks it fired).
 FAULT_ENV = "TAILSWEEP_FAULT"
+FAULT_ONCE_ENV = "TAILSWEEP_FAULT_ONCE"
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,11 @@ def _maybe_fault(epoch: int, scheme: str) -> None:
     action, _, rest = spec.partition("@")
     at, _, only = rest.partition(":")
     if at and int(at) == epoch and only in ("", scheme):
+        once = os.environ.get(FAULT_ONCE_ENV)
+        if once:
+            if Path(once).exists():
+                return
+            Path(once).touch()
         if action == "raise":
             raise RuntimeError(f"{FAULT_ENV}: injected failure at epoch {epoch}")
         if action == "exit":
@@ -137,6 +146,10 @@ def train_loop_per_worker(config: dict) -> None:
     autocast = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
 
     # --- set up ----------------------------------------------------------------------------------
+    # The first optimiser (or DDP) construction imports torch._dynamo (~1-1.5 s); import it in the
+    # background while the data loads.
+    warmup = threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True)
+    warmup.start()
     table = LabelTable(cfg.data)
     stats = LabelStats.from_dict(cfg.stats)
     train = load_split(table, "train", cfg.image_size)
@@ -145,6 +158,7 @@ def train_loop_per_worker(config: dict) -> None:
     model = build_model(cfg.backbone, stats.num_labels, in_features, cfg.hidden, cfg.layers, cfg.dropout)
     if train.is_image and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    warmup.join()
     model = ray.train.torch.prepare_model(model)
     loss_fn = build_loss(cfg.scheme, stats, **cfg.scheme_params).to(device)
     params = [p for p in model.parameters() if p.requires_grad]

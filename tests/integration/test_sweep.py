@@ -81,3 +81,69 @@ def test_two_workers_per_trial_on_two_cpus(tmp_path):
     steps = [m.step for m in client.get_metric_history(children[0].info.run_id, "val/micro_auprc")]
     assert steps == [1, 2]
     assert result.rows[0]["status"] == "DONE" and result.rows[0]["test/macro_f1"] is not None
+
+
+def test_launch_ui_serves_the_sweep(tmp_path):
+    """`launch ui` starts a real MLflow server on 127.0.0.1 that lists the sweep's parent and children."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    table = make_features_table(tmp_path / "t", n=(80, 30, 30))
+    spec = _spec(tmp_path, table, "schemes=[unweighted]", "seeds=[0, 1]", "train.epochs=1")
+    result = run_sweep(spec)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tailsweep.orchestrator.cli", "ui", "--dir", str(tmp_path / "runs"),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        body = json.dumps({"experiment_ids": [result.experiment_id], "max_results": 10}).encode()
+        runs = None
+        for _ in range(120):
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/runs/search", data=body,
+                                             headers={"Content-Type": "application/json"})
+                runs = json.load(urllib.request.urlopen(req, timeout=5))["runs"]
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert runs is not None, "the MLflow UI did not come up"
+        names = sorted(r["info"]["run_name"] for r in runs)
+        assert names == sorted([result.sweep_id, "unweighted seed=0", "unweighted seed=1"])
+        assert all(r["info"]["status"] == "FINISHED" for r in runs)
+    finally:
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0]
+    assert f"http://127.0.0.1:{port}/#/experiments/{result.experiment_id}/runs?workflowType=machine_learning" in out
+
+
+def test_worker_restart_logs_every_epoch_exactly_once(tmp_path):
+    """A worker process dies mid-trial (lean settings on): the group restarts from its checkpoint,
+    the trial finishes, and MLflow holds each epoch's metrics exactly once."""
+    from tailsweep.trainables.worker import FAULT_ONCE_ENV
+
+    table = make_features_table(tmp_path / "t", n=(160, 40, 40))
+    spec = _spec(tmp_path, table, "schemes=[unweighted, inverse_frequency]", "seeds=[0]", "train.epochs=3",
+                 "train.max_failures=1")
+    assert spec.resources.lean
+    os.environ[FAULT_ENV] = "exit@3:inverse_frequency"  # kill the worker process at the start of epoch 3
+    os.environ[FAULT_ONCE_ENV] = str(tmp_path / "fault-fired")
+    try:
+        result = run_sweep(spec)
+    finally:
+        del os.environ[FAULT_ENV], os.environ[FAULT_ONCE_ENV]
+    assert (tmp_path / "fault-fired").exists()  # the fault did fire
+    client, parents, children = _runs(spec, result)
+    assert len(children) == 2 and {r.info.status for r in children} == {"FINISHED"}
+    for run in children:
+        for key in ("val/macro_ap", "train/loss", "time/train_s"):
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], (key, run.info.run_name)
+    assert all(r["status"] == "DONE" and r["test/macro_f1"] is not None for r in result.rows)
