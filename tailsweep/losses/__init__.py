@@ -13,6 +13,7 @@ from ._flat import (
     UnweightedBCE,
     WeightedBCE,
 )
+from ._hierarchy import Hierarchy, MCLoss, NodeImbalanceLoss, node_imbalance_weights, subtree_counts
 from ._registry import SCHEMES, Param, SchemeInfo, UnknownSchemeError, build_loss, get_scheme
 from ._weights import effective_number_weights, inverse_frequency_weights, pos_weight_weights
 
@@ -21,6 +22,9 @@ __all__ = [
     "AsymmetricLoss",
     "EffectiveNumberBCE",
     "FocalLoss",
+    "Hierarchy",
+    "MCLoss",
+    "NodeImbalanceLoss",
     "InverseFrequencyBCE",
     "Param",
     "PosWeightBCE",
@@ -33,5 +37,7 @@ __all__ = [
     "effective_number_weights",
     "get_scheme",
     "inverse_frequency_weights",
+    "node_imbalance_weights",
     "pos_weight_weights",
+    "subtree_counts",
 ]

@@ -19,6 +19,7 @@ from ._flat import (
     SqrtInverseFrequencyBCE,
     UnweightedBCE,
 )
+from ._hierarchy import MCLoss, NodeImbalanceLoss
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,14 @@ SCHEMES: dict[str, SchemeInfo] = {
         {"gamma_pos": Param(0.0, doc="positive focusing >= 0"),
          "gamma_neg": Param(4.0, 1.0, 6.0, doc="negative focusing >= 0"),
          "clip": Param(0.05, 0.0, 0.1, doc="probability margin m in [0, 1)")}),
+    "mcloss": SchemeInfo(
+        "mcloss", MCLoss, "C-HMCNN max constraint loss (BCE on MCM outputs); hierarchies only",
+        "Giunchiglia & Lukasiewicz, NeurIPS 2020 (C-HMCNN)", needs_hierarchy=True),
+    "node_imbalance": SchemeInfo(
+        "node_imbalance", NodeImbalanceLoss,
+        "mcloss with node-wise weights N/(C n-bar_j) on positives, rescaled to [omega, omega + w_max]",
+        "Xu et al., arXiv 2602.08986", needs_hierarchy=True,
+        params={"omega": Param(0.25, 0.05, 1.0, doc="weight floor >= 0")}),
 }
 
 
@@ -123,6 +132,9 @@ def get_scheme(name: str) -> SchemeInfo:
 def build_loss(name: str, stats: LabelStats, **params) -> nn.Module:
     """Build scheme ``name`` from training-split statistics; unknown params raise with the valid ones."""
     info = get_scheme(name)
+    if info.needs_hierarchy and not any(stats.parents):
+        raise ValueError(f"scheme '{name}' needs a label hierarchy; this table has none -- pick a flat scheme "
+                         "or add parents to labels.parquet")
     unknown = set(params) - set(info.params)
     if unknown:
         raise ValueError(f"scheme '{name}' has no parameter(s) {sorted(unknown)}; "

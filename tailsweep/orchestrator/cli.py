@@ -107,6 +107,40 @@ def schemes(as_json):
 
 
 @main.group()
+def reproduce():
+    """Reproduce published results (resumable: finished runs are recorded and skipped)."""
+
+
+@reproduce.command("hmc")
+@click.option("--datasets", default=",".join(["cellcycle_FUN", "derisi_FUN", "eisen_FUN", "gasch1_FUN", "gasch2_FUN",
+                                              "seq_FUN", "spo_FUN"]), show_default=True, help="Comma-separated.")
+@click.option("--schemes", default="mcloss,node_imbalance", show_default=True, help="Comma-separated.")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated.")
+@click.option("--results", default="docs/results/hmc", show_default=True, help="Per-run result files.")
+@click.option("--data-dir", default="../shared/data", show_default=True)
+@click.option("--runs-dir", default="tailsweep-runs", show_default=True, help="MLflow store, Ray results, tables.")
+@click.option("--report", is_flag=True, help="Only write docs/results-hmc.md from the recorded runs.")
+def reproduce_hmc_cmd(datasets, schemes, seeds, results, data_dir, runs_dir, report):
+    """C-HMCNN's protocol on the FUN benchmarks for each scheme and seed; then docs/results-hmc.md."""
+    from ._reproduce import HMC_FUN, report_hmc, reproduce_hmc
+
+    names = [d for d in datasets.split(",") if d]
+    unknown = [d for d in names if d not in HMC_FUN]
+    if unknown:
+        _fail(f"--datasets: unknown {unknown}; allowed: {', '.join(HMC_FUN)}")
+    results_dir = Path(results)
+    if not report:
+        try:
+            reproduce_hmc(names, [s for s in schemes.split(",") if s], [int(k) for k in seeds.split(",") if k],
+                          results_dir.resolve(), Path(data_dir).resolve(), Path(runs_dir).resolve(), console)
+        except SpecError as exc:
+            _fail(str(exc))
+    out = results_dir.parent.parent / "results-hmc.md" if results_dir.parent.name == "results" else Path("results-hmc.md")
+    report_hmc(results_dir, out)
+    console.print(f"wrote {out}")
+
+
+@main.group()
 def data():
     """Create, check and describe label tables."""
 
@@ -134,6 +168,31 @@ def data_synth(out, n_train, n_val, n_test, image_size, seed):
     stats = label_stats(table)
     few = sum(b == "few" for b in stats.buckets)
     console.print(f"wrote {out}: {stats.num_labels} labels ({few} few-shot), {n_train}/{n_val}/{n_test} rows")
+
+
+@data.command("import-hmc")
+@click.argument("dataset")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--data-dir", default="../shared/data", show_default=True,
+              help="Folder holding DATASET/DATASET.{train,valid,test}.arff[.gz].")
+@click.option("--preprocess", type=click.Choice(["chmcnn", "impute"]), default="chmcnn", show_default=True,
+              help="chmcnn: mean-impute + standardise fitted on train+val (C-HMCNN); impute: mean from train only.")
+@click.option("--download", is_flag=True, help="Fetch the ARFF files from C-HMCNN's public repository first.")
+def data_import_hmc(dataset, out, data_dir, preprocess, download):
+    """Import an HMC benchmark (e.g. cellcycle_FUN, cellcycle_GO) from its ARFF files into OUT."""
+    from ..datasets import TableError, label_stats
+    from ..datasets._hmc import download_hmc, import_hmc
+
+    try:
+        if download:
+            download_hmc(dataset, Path(data_dir))
+        table = import_hmc(dataset, out, data_dir, preprocess)
+    except (TableError, OSError) as exc:
+        _fail(str(exc))
+    stats = label_stats(table)
+    console.print(f"wrote {out}: {table.manifest.extra['hierarchy']} of {stats.num_labels} nodes, depth "
+                  f"{int(table.depths.max())}, {table.manifest.extra['features']} features, "
+                  f"{stats.n_train} train rows; {len(stats.zero_labels)} nodes without training positives")
 
 
 @data.command("validate")

@@ -64,13 +64,17 @@ class TrainSpec(_Model):
     epochs: PosInt = 3
     batch_size: PosInt = 64
     eval_batch_size: PosInt = 256
-    optimizer: Literal["adamw", "sgd"] = "adamw"
+    optimizer: Literal["adamw", "adam", "sgd"] = Field("adamw", description="adam uses the fused kernel (C-HMCNN's choice)")
     lr: PosFloat = 1e-3
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     augment: bool = True
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
     max_failures: Annotated[int, Field(ge=0)] = 0
+    train_splits: list[Literal["train", "val"]] = Field(
+        default_factory=lambda: ["train"], min_length=1,
+        description="splits to train on; [train, val] is C-HMCNN's protocol (then use final_model: last)")
+    final_model: Literal["best", "last"] = Field("best", description="weights tested at the end: best by search.metric, or last epoch")
 
 
 Range = tuple[float, float]
@@ -313,6 +317,12 @@ def check_spec(spec: SweepSpec, check_data: bool = True) -> list[str]:
         if not any(p.severity == "error" for p in table_problems):
             try:
                 t = LabelTable(path)
+                from ..losses import SCHEMES
+
+                for sch in spec.schemes:
+                    if SCHEMES[sch.name].needs_hierarchy and not t.is_hierarchical:
+                        problems.append(f"schemes: '{sch.name}' needs a label hierarchy; table '{t.name}' has none -- "
+                                        "pick a flat scheme or add parents to labels.parquet")
                 if t.input_kind == "features" and spec.model.backbone != "mlp":
                     problems.append(f"model.backbone = {spec.model.backbone!r}: table '{t.name}' has feature vectors, "
                                     "not images; use backbone: mlp")

@@ -69,6 +69,12 @@ def load_split(table: LabelTable, split: str, image_size: int | None = None, row
     return SplitTensors(x, targets, True)
 
 
+def concat_splits(parts: list[SplitTensors]) -> SplitTensors:
+    if len(parts) == 1:
+        return parts[0]
+    return SplitTensors(torch.cat([p.inputs for p in parts]), torch.cat([p.targets for p in parts]), parts[0].is_image)
+
+
 def prepare_batch(x: torch.Tensor, is_image: bool, device: torch.device, augment: bool = False,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """uint8 images -> normalised float (random horizontal flips when ``augment``); features as is."""

@@ -93,6 +93,9 @@ def compute_metrics(y: np.ndarray, p: np.ndarray, stats: LabelStats, threshold: 
         m[f"recall_{b}"] = _mean(s["recall"][sel])
         m[f"f1_{b}"] = _mean(s["f1"][sel])
         m[f"ap_{b}"] = _mean(s["ap"][sel])
+    if stats.depths.max(initial=1) > 1:  # per-depth recall (depth 1 = top level)
+        for d in np.unique(stats.depths):
+            m[f"recall_depth{int(d)}"] = _mean(s["recall"][(stats.depths == d) & has_pos])
     rows = [
         {"label": stats.labels[j], "depth": int(stats.depths[j]), "train_count": int(stats.counts[j]),
          "bucket": stats.buckets[j], "positives": int(s["positives"][j]), "predicted": int(s["predicted"][j]),

@@ -23,8 +23,8 @@ import torch
 import torch.distributed as dist
 
 from ..datasets import LabelStats, LabelTable
-from ..losses import build_loss
-from ._data import SplitTensors, load_split, prepare_batch, shard_indices
+from ..losses import Hierarchy, build_loss
+from ._data import SplitTensors, concat_splits, load_split, prepare_batch, shard_indices
 from ._metrics import compute_metrics
 from ._models import build_model
 
@@ -53,6 +53,8 @@ class WorkerConfig:
     batch_size: int = 64
     eval_batch_size: int = 256
     optimizer: str = "adamw"
+    train_splits: tuple[str, ...] = ("train",)
+    final_model: str = "best"
     lr: float = 1e-3
     weight_decay: float = 1e-4
     momentum: float = 0.9
@@ -101,13 +103,16 @@ def _gather(x: np.ndarray, world: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, data: SplitTensors, device: torch.device, batch_size: int, autocast: bool) -> np.ndarray:
+def predict(model: torch.nn.Module, data: SplitTensors, device: torch.device, batch_size: int, autocast: bool,
+            hierarchy: Hierarchy | None = None) -> np.ndarray:
+    """Probabilities; MCM-coherent (parent >= child) when the labels form a hierarchy."""
     model.eval()
     out = []
     for i in range(0, len(data), batch_size):
         x = prepare_batch(data.inputs[i:i + batch_size], data.is_image, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            out.append(torch.sigmoid(model(x).float()).cpu())
+            p = torch.sigmoid(model(x).float())
+        out.append((hierarchy.mcm(p) if hierarchy is not None else p).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, data.targets.shape[1]), np.float32)
 
 
@@ -119,7 +124,8 @@ def evaluate(model, data: SplitTensors, stats: LabelStats, device, cfg: WorkerCo
     """
     idx = torch.from_numpy(shard_indices(len(data), rank, world))
     shard = data.select(idx)
-    p = _gather(predict(model, shard, device, cfg.eval_batch_size, autocast), world)
+    hierarchy = Hierarchy.from_label_stats(stats).to(device) if any(stats.parents) else None
+    p = _gather(predict(model, shard, device, cfg.eval_batch_size, autocast, hierarchy), world)
     y = _gather(shard.targets.numpy(), world)
     return compute_metrics(y, p, stats)
 
@@ -152,7 +158,7 @@ def train_loop_per_worker(config: dict) -> None:
     warmup.start()
     table = LabelTable(cfg.data)
     stats = LabelStats.from_dict(cfg.stats)
-    train = load_split(table, "train", cfg.image_size)
+    train = concat_splits([load_split(table, s, cfg.image_size) for s in cfg.train_splits])
     val = load_split(table, "val", cfg.image_size)
     in_features = None if train.is_image else int(train.inputs.shape[1])
     model = build_model(cfg.backbone, stats.num_labels, in_features, cfg.hidden, cfg.layers, cfg.dropout)
@@ -162,7 +168,9 @@ def train_loop_per_worker(config: dict) -> None:
     model = ray.train.torch.prepare_model(model)
     loss_fn = build_loss(cfg.scheme, stats, **cfg.scheme_params).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
+    if cfg.optimizer == "adam":  # fused: one kernel for the whole step (2x faster at C-HMCNN's batch 4)
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    elif cfg.optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
     else:
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -226,7 +234,7 @@ def train_loop_per_worker(config: dict) -> None:
         })
         score = metrics.get(cfg.select_metric, -math.inf)
         score = -math.inf if score is None or (isinstance(score, float) and math.isnan(score)) else score
-        if score > best_score or best_state is None:
+        if cfg.final_model == "last" or score > best_score or best_state is None:
             best_score = score
             best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
         metrics["val/best"] = best_score

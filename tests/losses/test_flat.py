@@ -112,7 +112,7 @@ def test_asymmetric_by_hand_and_reduction():
     assert torch.allclose(plain(Z, Y), F.binary_cross_entropy_with_logits(Z, Y), rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", list(SCHEMES))
+@pytest.mark.parametrize("name", [n for n, i in SCHEMES.items() if not i.needs_hierarchy])
 def test_every_scheme_is_finite_mean_and_differentiable(name):
     loss_fn = build_loss(name, STATS)
     z = (torch.randn(5, 4) * 30).requires_grad_()  # extreme logits

@@ -1,0 +1,206 @@
+"""Import the hierarchical multi-label (HMC) benchmarks in their ARFF form into label tables.
+
+The format (C-HMCNN's ``HMC_data``, after Vens et al. 2008): a standard ARFF header whose last
+attribute is ``class hierarchical <tokens>``. Tree hierarchies (FunCat ``*_FUN``) list full paths
+(``01/01/03``: every prefix is a node); DAG hierarchies (Gene Ontology ``*_GO``) list edges
+``parent/child`` starting from ``root/<namespace>``. Data rows are dense comma-separated values with
+``?`` for missing, the last field being ``@``-separated labels (paths for trees, ids for DAGs),
+mostly the most specific ones (the table closes them upward). Generic ARFF readers reject the
+``hierarchical`` type, so this is a small hand parser. Nominal features are one-hot encoded.
+
+Preprocessing ``chmcnn`` (the default, C-HMCNN's protocol): mean-impute then standardise, both fitted
+on train + val. ``impute``: mean-impute fitted on train only, no scaling. The choice is recorded in the
+manifest.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from ._format import LabelTable, Manifest, TableError, write_table
+
+SPLIT_FILES = {"train": "train", "val": "valid", "test": "test"}
+PUBLIC_URL = "https://raw.githubusercontent.com/EGiunchiglia/C-HMCNN/master/HMC_data/{group}/{name}/{name}.{split}.arff"
+PREPROCESS = ("chmcnn", "impute")
+_ATTR = re.compile(r"^@attribute\s+('(?:[^']|\\')*'|\"[^\"]*\"|\S+)\s+(.+?)\s*$", re.IGNORECASE)
+
+
+@dataclass
+class Arff:
+    names: list[str]
+    kinds: list[str | list[str]]  # "numeric" or the nominal categories
+    hierarchy: list[str]  # the class tokens
+    rows: list[list[str]]  # feature fields
+    labels: list[list[str]]
+
+
+def _read_text(path: Path) -> str:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+def parse_arff(text: str, source: str = "<arff>") -> Arff:
+    names, kinds, hierarchy = [], [], None
+    rows, labels = [], []
+    in_data = False
+    for lineno, raw in enumerate(text.splitlines(), 1):  # splitlines: CRLF files too
+        line = raw.strip()
+        if not line or line.startswith("%"):
+            continue
+        if not in_data:
+            low = line.lower()
+            if low.startswith("@relation"):
+                continue
+            if low.startswith("@data"):
+                in_data = True
+                if hierarchy is None:
+                    raise TableError(f"{source}: no '@ATTRIBUTE class hierarchical ...' before @DATA")
+                continue
+            m = _ATTR.match(line)
+            if not m:
+                raise TableError(f"{source}:{lineno}: cannot parse header line {line[:80]!r}")
+            name, typ = m.group(1).strip("'\""), m.group(2).strip()
+            if typ.lower().startswith("hierarchical"):
+                tokens = typ.split(None, 1)[1] if " " in typ or "\t" in typ else ""
+                hierarchy = list(dict.fromkeys(t.strip() for t in tokens.split(",") if t.strip()))  # dedupe
+            elif typ.startswith("{"):
+                names.append(name)
+                kinds.append([c.strip().strip("'\"") for c in typ.strip("{}").split(",")])
+            elif typ.lower() in ("numeric", "real", "integer"):
+                names.append(name)
+                kinds.append("numeric")
+            else:
+                raise TableError(f"{source}:{lineno}: attribute {name!r} has unsupported type {typ!r}")
+            continue
+        fields = line.split(",")
+        if len(fields) != len(names) + 1:
+            raise TableError(f"{source}:{lineno}: {len(fields)} fields, expected {len(names) + 1} "
+                             f"({len(names)} features + labels)")
+        rows.append(fields[:-1])
+        labels.append([x.strip() for x in fields[-1].strip().strip("'\"").split("@") if x.strip()])
+    if not in_data:
+        raise TableError(f"{source}: no @DATA section")
+    return Arff(names, kinds, hierarchy or [], rows, labels)
+
+
+def hierarchy_nodes(tokens: list[str]) -> tuple[str, dict[str, list[str]], set[str]]:
+    """(kind, parents, dropped): kind is 'tree' or 'dag'; dropped are artificial roots."""
+    if tokens and tokens[0].startswith("root/"):
+        parents: dict[str, list[str]] = {}
+        for t in tokens:
+            p, _, c = t.partition("/")
+            parents.setdefault(c, [])
+            if p not in parents[c]:
+                parents[c].append(p)
+        # GO: drop the artificial root and the three namespace roots below it (C-HMCNN's outputs)
+        dropped = {"root"} | {c for c, ps in parents.items() if ps == ["root"]}
+        clean = {c: [p for p in ps if p not in dropped] for c, ps in parents.items() if c not in dropped}
+        return "dag", clean, dropped
+    parents = {}
+    for t in tokens:
+        parts = t.split("/")
+        for k in range(1, len(parts) + 1):
+            node = "/".join(parts[:k])
+            parents.setdefault(node, ["/".join(parts[: k - 1])] if k > 1 else [])
+    return "tree", parents, set()
+
+
+def _features(arff: Arff) -> np.ndarray:
+    cols = []
+    for j, kind in enumerate(arff.kinds):
+        vals = [r[j].strip().strip("'\"") for r in arff.rows]
+        if kind == "numeric":
+            cols.append(np.array([np.nan if v == "?" else float(v) for v in vals], dtype=np.float64)[:, None])
+        else:
+            onehot = np.zeros((len(vals), len(kind)))
+            index = {c: i for i, c in enumerate(kind)}
+            for i, v in enumerate(vals):
+                if v != "?" and v in index:
+                    onehot[i, index[v]] = 1.0
+            cols.append(onehot)
+    return np.concatenate(cols, axis=1) if cols else np.zeros((len(arff.rows), 0))
+
+
+def find_files(name: str, data_dir: Path) -> dict[str, Path]:
+    folder = data_dir / name
+    files = {}
+    missing = []
+    for split, suffix in SPLIT_FILES.items():
+        candidates = [folder / f"{name}.{suffix}.arff.gz", folder / f"{name}.{suffix}.arff"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            missing.append(candidates[0])
+        files[split] = found
+    if missing:
+        raise TableError(f"dataset '{name}': missing {', '.join(str(m) for m in missing)}; every HMC dataset needs "
+                         f"its train, valid and test ARFF files (download them with --download where the network "
+                         f"allows, or pick another dataset)")
+    return files
+
+
+def download_hmc(name: str, dest: Path) -> Path:
+    """Fetch the three ARFF files of ``name`` from C-HMCNN's public repository into ``dest/name``."""
+    group = "datasets_GO" if name.endswith("_GO") else "datasets_FUN" if name.endswith("_FUN") else "datasets_others"
+    folder = dest / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix in SPLIT_FILES.values():
+        url = PUBLIC_URL.format(group=group, name=name, split=suffix)
+        target = folder / f"{name}.{suffix}.arff"
+        if not target.exists():
+            with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 (fixed https URL)
+                target.write_bytes(r.read())
+    return folder
+
+
+def import_hmc(name: str, out: str | Path, data_dir: str | Path, preprocess: str = "chmcnn") -> LabelTable:
+    """Read ``data_dir/name/name.{train,valid,test}.arff[.gz]`` and write a features label table."""
+    if preprocess not in PREPROCESS:
+        raise TableError(f"preprocess {preprocess!r} unknown; use one of {', '.join(PREPROCESS)}")
+    files = find_files(name, Path(data_dir))
+    parsed = {split: parse_arff(_read_text(p), str(p)) for split, p in files.items()}
+    kind, parents, dropped = hierarchy_nodes(parsed["train"].hierarchy)
+    feats = {split: _features(a) for split, a in parsed.items()}
+    dims = {split: f.shape[1] for split, f in feats.items()}
+    if len(set(dims.values())) != 1:
+        raise TableError(f"dataset '{name}': splits have different feature dimensions {dims}")
+    if preprocess == "chmcnn":
+        fit = np.concatenate([feats["train"], feats["val"]])
+    else:
+        fit = feats["train"]
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(fit, axis=0)
+    mean = np.where(np.isnan(mean), 0.0, mean)
+    for f in feats.values():
+        f[np.isnan(f)] = np.take(mean, np.nonzero(np.isnan(f))[1])
+    if preprocess == "chmcnn":
+        filled = np.concatenate([feats["train"], feats["val"]])
+        mu, sd = filled.mean(axis=0), filled.std(axis=0)
+        sd = np.where(sd == 0, 1.0, sd)  # as sklearn's StandardScaler
+        for split in feats:
+            feats[split] = (feats[split] - mu) / sd
+    known = set(parents)
+    tables = {}
+    for split, a in parsed.items():
+        f = feats[split].astype(np.float32)
+        labels = [[x for x in row if x in known] for row in a.labels]  # drops artificial roots
+        tables[split] = pa.table({
+            "id": pa.array([f"{split}{i}" for i in range(len(labels))]),
+            "labels": pa.array(labels, pa.list_(pa.string())),
+            "features": pa.FixedSizeListArray.from_arrays(pa.array(f.ravel(), pa.float32()), f.shape[1]),
+        })
+    label_rows = [{"label": node, "parents": ps, "name": node} for node, ps in parents.items()]
+    manifest = Manifest(
+        name=name, input="features", source=f"C-HMCNN HMC_data ({name}; Vens et al. 2008)",
+        licence="GPL-3.0 (C-HMCNN repository); cite the original data authors",
+        extra={"hierarchy": kind, "preprocess": preprocess, "features": int(dims["train"]),
+               "dropped_roots": sorted(dropped), "files": {s: p.name for s, p in files.items()}},
+    )
+    return write_table(out, manifest, label_rows, tables)
