@@ -75,6 +75,8 @@ class TrainSpec(_Model):
         default_factory=lambda: ["train"], min_length=1,
         description="splits to train on; [train, val] is C-HMCNN's protocol (then use final_model: last)")
     final_model: Literal["best", "last"] = Field("best", description="weights tested at the end: best by search.metric, or last epoch")
+    checkpoint_every_s: Annotated[float, Field(ge=0)] = Field(
+        10.0, description="checkpoint at most this often (and after the last epoch); 0 = every epoch")
 
 
 Range = tuple[float, float]

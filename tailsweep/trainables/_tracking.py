@@ -48,6 +48,8 @@ class MlflowMetricsCallback(UserCallback):
     def __getstate__(self):
         return {"tracking_uri": self.tracking_uri, "run_id": self.run_id}
 
+    _last_epoch: int = 0  # highest epoch logged to this run (epochs redone after a restart are skipped)
+
     def __setstate__(self, state):
         # Unpickled in the Train controller seconds before the first report: import mlflow and open
         # the store now, in the background, so the first report does not wait ~1.5 s for it.
@@ -61,7 +63,10 @@ class MlflowMetricsCallback(UserCallback):
             from mlflow.tracking import MlflowClient
 
             client = MlflowClient(self.tracking_uri)
-            client.get_run(self.run_id)  # opens the store (SQLite schema checks, HTTP connection)
+            # Opens the store, and picks up where an earlier controller of this run stopped logging
+            # (after Tuner.restore a new controller starts; its redone epochs must not be logged again).
+            history = client.get_metric_history(self.run_id, "train/loss")
+            self._last_epoch = max([m.step for m in history], default=0)
             self._client = client
         return self._client
 
@@ -73,10 +78,18 @@ class MlflowMetricsCallback(UserCallback):
             self._warm = None
         reported = metrics[0]
         step = int(reported.get("epoch", 0))
+        try:
+            client = self._get_client()
+        except Exception as exc:
+            log.warning("MLflow: tracking store unreachable, epoch %s not logged: %s", step, exc)
+            return
+        if step and step <= self._last_epoch:
+            return  # an epoch redone after a worker restart: already logged once
         ts = int(time.time() * 1000)
         batch = [Metric(k, v, ts, step) for k, v in numeric_metrics(reported).items()]
         try:
-            self._get_client().log_batch(self.run_id, metrics=batch)
+            client.log_batch(self.run_id, metrics=batch)
+            self._last_epoch = max(self._last_epoch, step)
         except Exception as exc:  # never let tracking kill a trial
             log.warning("MLflow: could not log epoch %s metrics for run %s: %s", step, self.run_id, exc)
 

@@ -55,6 +55,7 @@ class WorkerConfig:
     optimizer: str = "adamw"
     train_splits: tuple[str, ...] = ("train",)
     final_model: str = "best"
+    checkpoint_every_s: float = 10.0
     lr: float = 1e-3
     weight_decay: float = 1e-4
     momentum: float = 0.9
@@ -193,6 +194,7 @@ def train_loop_per_worker(config: dict) -> None:
     # --- loop ------------------------------------------------------------------------------------
     gen = torch.Generator().manual_seed(cfg.seed)
     first_step_time = None
+    last_checkpoint = time.monotonic()
     for epoch in range(start_epoch, cfg.epochs):
         _maybe_fault(epoch + 1, cfg.scheme)
         model.train()
@@ -250,9 +252,19 @@ def train_loop_per_worker(config: dict) -> None:
                 _log_trial_artifacts(cfg, loss_fn, stats, val_rows, test_rows)
 
         # --- checkpoint + report (checkpoint from rank 0 only) ----------------------------------
+        # Checkpoints are written at most every checkpoint_every_s (and after the last epoch): with
+        # short epochs (C-HMCNN's: ~2 s) a save + upload per epoch would cost a large share of the
+        # run. The price is redoing at most that much work after a failure; the MLflow callback skips
+        # epochs it has already logged, so a redone epoch is never logged twice.
+        due = last or time.monotonic() - last_checkpoint >= cfg.checkpoint_every_s
+        if world > 1:  # every rank must agree (rank 0 decides)
+            flag = torch.tensor([int(due)])
+            dist.broadcast(flag, 0)
+            due = bool(flag.item())
         with tempfile.TemporaryDirectory() as d:
             checkpoint = None
-            if rank == 0:
+            if rank == 0 and due:
+                last_checkpoint = time.monotonic()
                 if last:  # training is over: keep only the best weights (no optimiser state to resume)
                     state = {"epoch": epoch + 1, "best_score": best_score, "best_model": best_state}
                 else:

@@ -125,14 +125,16 @@ def test_launch_ui_serves_the_sweep(tmp_path):
     assert f"http://127.0.0.1:{port}/#/experiments/{result.experiment_id}/runs?workflowType=machine_learning" in out
 
 
-def test_worker_restart_logs_every_epoch_exactly_once(tmp_path):
-    """A worker process dies mid-trial (lean settings on): the group restarts from its checkpoint,
-    the trial finishes, and MLflow holds each epoch's metrics exactly once."""
+@pytest.mark.parametrize("checkpoint_every_s", [0, 600], ids=["resume-from-checkpoint", "redo-from-scratch"])
+def test_worker_restart_logs_every_epoch_exactly_once(tmp_path, checkpoint_every_s):
+    """A worker process dies mid-trial (lean settings on): the group restarts (from its last
+    checkpoint, or from scratch when none was due yet), the trial finishes, and MLflow holds each
+    epoch's metrics exactly once -- redone epochs are not logged again."""
     from tailsweep.trainables.worker import FAULT_ONCE_ENV
 
     table = make_features_table(tmp_path / "t", n=(160, 40, 40))
     spec = _spec(tmp_path, table, "schemes=[unweighted, inverse_frequency]", "seeds=[0]", "train.epochs=3",
-                 "train.max_failures=1")
+                 "train.max_failures=1", f"train.checkpoint_every_s={checkpoint_every_s}")
     assert spec.resources.lean
     os.environ[FAULT_ENV] = "exit@3:inverse_frequency"  # kill the worker process at the start of epoch 3
     os.environ[FAULT_ONCE_ENV] = str(tmp_path / "fault-fired")
