@@ -160,11 +160,12 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "spec.yaml").write_text(spec_to_yaml(spec))
 
+    digest = table.digest()
     tracking = Tracking(spec.tracking_uri, spec.tracking.experiment, spec.root / "mlartifacts")
     parent_run_id = tracking.get_or_create_run(
         {SWEEP_TAG: sweep_id}, name=sweep_id,
         tags={"tailsweep.kind": "sweep", "dataset": table.name, "git_commit": _git_commit()},
-        params={"spec": spec.model_dump(mode="json"), "dataset_digest": table.digest(), "num_trials": len(trials),
+        params={"spec": spec.model_dump(mode="json"), "dataset_digest": digest, "num_trials": len(trials),
                 "versions": _versions()})
     stats_rows = stats.summary()
     _report.write_csv(report_dir / "label_stats.csv", stats_rows)
@@ -188,7 +189,7 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
         rows = _report.trial_rows(results)
         summary = _report.summarise(rows, spec.search.metric, spec.search.mode)
         _report.write_csv(report_dir / "trials.csv", rows)
-        md = (f"# Sweep {sweep_id}\n\nDataset `{table.name}` ({table.digest()}), {len(trials)} trials, "
+        md = (f"# Sweep {sweep_id}\n\nDataset `{table.name}` ({digest}), {len(trials)} trials, "
               f"metric `{spec.search.metric}`, seeds {spec.seeds}.\n\n" + _report.as_markdown(summary, spec.search.metric))
         (report_dir / "report.md").write_text(md)
         for f in ("trials.csv", "report.md"):

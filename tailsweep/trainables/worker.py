@@ -117,7 +117,8 @@ def predict(model: torch.nn.Module, data: SplitTensors, device: torch.device, ba
     return torch.cat(out).numpy() if out else np.zeros((0, data.targets.shape[1]), np.float32)
 
 
-def evaluate(model, data: SplitTensors, stats: LabelStats, device, cfg: WorkerConfig, rank: int, world: int, autocast: bool):
+def evaluate(model, data: SplitTensors, stats: LabelStats, device, cfg: WorkerConfig, rank: int, world: int, autocast: bool,
+             hierarchy: Hierarchy | None = None):
     """Predict this rank's shard, gather all shards, score the full split (every rank gets it).
 
     ``model`` is the unwrapped module: a DDP forward would broadcast buffers, a collective that
@@ -125,7 +126,6 @@ def evaluate(model, data: SplitTensors, stats: LabelStats, device, cfg: WorkerCo
     """
     idx = torch.from_numpy(shard_indices(len(data), rank, world))
     shard = data.select(idx)
-    hierarchy = Hierarchy.from_label_stats(stats).to(device) if any(stats.parents) else None
     p = _gather(predict(model, shard, device, cfg.eval_batch_size, autocast, hierarchy), world)
     y = _gather(shard.targets.numpy(), world)
     return compute_metrics(y, p, stats)
@@ -168,6 +168,10 @@ def train_loop_per_worker(config: dict) -> None:
     warmup.join()
     model = ray.train.torch.prepare_model(model)
     loss_fn = build_loss(cfg.scheme, stats, **cfg.scheme_params).to(device)
+    # Evaluation reports MCM-coherent probabilities on a hierarchy, whatever the scheme.
+    hierarchy = getattr(loss_fn, "hierarchy", None)
+    if hierarchy is None and any(stats.parents):
+        hierarchy = Hierarchy.from_label_stats(stats).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":  # fused: one kernel for the whole step (2x faster at C-HMCNN's batch 4)
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
@@ -223,7 +227,7 @@ def train_loop_per_worker(config: dict) -> None:
         train_time = time.perf_counter() - t0
 
         t1 = time.perf_counter()
-        val_metrics, _ = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast)
+        val_metrics, _ = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast, hierarchy)
         metrics = {f"val/{k}": v for k, v in val_metrics.items()}
         metrics.update({
             "epoch": epoch + 1,
@@ -245,8 +249,8 @@ def train_loop_per_worker(config: dict) -> None:
         if last:  # test with the best weights, in the same (final) report
             raw_model.load_state_dict(best_state)  # training is over: the final checkpoint keeps only these
             test = load_split(table, "test", cfg.image_size)
-            test_metrics, test_rows = evaluate(raw_model, test, stats, device, cfg, rank, world, autocast)
-            _, val_rows = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast)
+            test_metrics, test_rows = evaluate(raw_model, test, stats, device, cfg, rank, world, autocast, hierarchy)
+            _, val_rows = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast, hierarchy)
             metrics.update({f"test/{k}": v for k, v in test_metrics.items()})
             if rank == 0 and cfg.tracking_uri and cfg.run_id:
                 _log_trial_artifacts(cfg, loss_fn, stats, val_rows, test_rows)
