@@ -86,6 +86,11 @@ def reproduce_hmc(datasets, schemes, seeds, results: Path, data_dir: Path, runs_
             "train.train_splits=[train, val]", "train.final_model=last", "search.metric=val/micro_auprc",
             f"schemes={todo_schemes}", f"seeds={todo_seeds}", f"tracking.dir={runs_dir}"])
         run_sweep(spec, console=console, callbacks=[RecordResult(results, name, epochs)])
+        missing = [(s, k) for s, k in todo if not result_path(results, name, s, k).is_file()]
+        if missing:  # interrupted (Tune turns Ctrl-C into an early, orderly end) or failed runs
+            console.print(f"{name}: {len(missing)} run(s) not recorded (interrupted or failed); stopping here. "
+                          "Run the same command again to resume.")
+            return
 
 
 def _ms(xs):

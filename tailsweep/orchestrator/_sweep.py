@@ -198,7 +198,12 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
         _log_summary(tracking, parent_run_id, summary)
         errors = sum(r["status"] == "ERROR" for r in rows)
         tracking.set_tags(parent_run_id, {"trials_failed": errors})
-        status = "FINISHED"
+        # Tune ends a sweep early and in order on Ctrl-C; with FIFO every trial that did not fail
+        # must have run all its epochs, so missing epochs mean the sweep was interrupted.
+        cut_short = [r for r in rows if r["status"] != "ERROR" and (r["epochs"] or 0) < spec.train.epochs]
+        status = "KILLED" if cut_short and spec.scheduler.name == "fifo" else "FINISHED"
+        if status == "KILLED":
+            console.print(f"[yellow]sweep interrupted: {len(cut_short)} trial(s) did not finish[/]")
         return SweepResult(sweep_id, parent_run_id, tracking.experiment_id, report_dir, rows, summary)
     except KeyboardInterrupt:
         status = "KILLED"
