@@ -117,7 +117,9 @@ def report_hmc(results: Path, out: Path) -> str:
         "Coherent (MCM) probabilities everywhere. `macro_*_allnodes`: over all nodes (a node with no positives and "
         "no predictions scores 0, the second seed's convention); `macro_*`: over nodes with >= 1 test positive. "
         "Mean ± std over seeds; p: paired Wilcoxon signed-rank test of micro AU(PRC) against `mcloss` over seeds "
-        "(with 3 seeds the smallest possible two-sided p is 0.25: read it as a spread check, not significance).",
+        "(with 3 seeds the smallest possible two-sided p is 0.25: read it as a spread check, not significance). "
+        "Wall per run: trial start to end with two runs sharing the machine's 2 cores (and, for some runs, other "
+        "work); a run alone is in docs/benchmarks.md.",
         "",
         "| dataset | scheme | seeds | micro AU(PRC) | published C-HMCNN | macro P / R / F1 (all nodes) | macro P / R / F1 (nodes with positives) | p vs mcloss | wall per run |",
         "|---|---|---|---|---|---|---|---|---|",
