@@ -12,6 +12,7 @@ from ._format import (
     ancestor_closure_matrix,
     write_table,
 )
+from ._sampling import lpros_indices, row_leaves
 from ._stats import BUCKETS, LabelStats, bucket_of, label_stats
 from ._synth import synth_garments
 from ._validate import Problem, TableValidationError, check_table, validate_table
@@ -30,6 +31,8 @@ __all__ = [
     "bucket_of",
     "check_table",
     "label_stats",
+    "lpros_indices",
+    "row_leaves",
     "synth_garments",
     "validate_table",
     "write_table",

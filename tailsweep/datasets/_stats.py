@@ -63,6 +63,11 @@ class LabelStats:
     def zero_labels(self) -> tuple[str, ...]:
         return tuple(label for label, c in zip(self.labels, self.counts, strict=True) if c == 0)
 
+    def parent_indices(self) -> list[list[int]]:
+        """Parents as label indices (parents outside the label list, e.g. a dropped root, are left out)."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        return [[index[p] for p in ps if p in index] for ps in self.parents]
+
     def to_dict(self) -> dict:
         return {
             "labels": list(self.labels),

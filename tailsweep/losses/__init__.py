@@ -3,6 +3,15 @@
 Imports neither Ray nor MLflow. ``build_loss(name, stats, **params)`` is the one factory.
 """
 
+from ._ensemble import (
+    UNCERTAINTIES,
+    NodeImbalanceFocalLoss,
+    NodeImbalanceLoss,
+    default_k,
+    ensemble_coherent,
+    schedule_fraction,
+    uncertainty,
+)
 from ._flat import (
     AsymmetricLoss,
     EffectiveNumberBCE,
@@ -13,7 +22,7 @@ from ._flat import (
     UnweightedBCE,
     WeightedBCE,
 )
-from ._hierarchy import Hierarchy, MCLoss, NodeImbalanceLoss, node_imbalance_weights, subtree_counts
+from ._hierarchy import Hierarchy, MCLoss, node_imbalance_weights, subtree_counts
 from ._registry import SCHEMES, Param, SchemeInfo, UnknownSchemeError, build_loss, get_scheme
 from ._weights import effective_number_weights, inverse_frequency_weights, pos_weight_weights
 
@@ -24,7 +33,13 @@ __all__ = [
     "FocalLoss",
     "Hierarchy",
     "MCLoss",
+    "NodeImbalanceFocalLoss",
     "NodeImbalanceLoss",
+    "UNCERTAINTIES",
+    "default_k",
+    "ensemble_coherent",
+    "schedule_fraction",
+    "uncertainty",
     "InverseFrequencyBCE",
     "Param",
     "PosWeightBCE",

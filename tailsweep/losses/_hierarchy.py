@@ -76,8 +76,7 @@ class Hierarchy(nn.Module):
 
     @classmethod
     def from_label_stats(cls, stats: LabelStats) -> Hierarchy:
-        index = {label: i for i, label in enumerate(stats.labels)}
-        return cls([[index[p] for p in ps if p in index] for ps in stats.parents])
+        return cls(stats.parent_indices())
 
     def mcm(self, p: torch.Tensor) -> torch.Tensor:
         """Coherent outputs: out[:, A] = max of p over A's descendants (A included). Shape (B, C)."""
@@ -137,23 +136,20 @@ class MCLoss(nn.Module):
         """Probabilities after MCM (what evaluation uses)."""
         return self.hierarchy.mcm(torch.sigmoid(logits.float()))
 
+    def elementwise_bce(self, p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Unweighted BCE(h, y) per element, h the mcloss output; ``p`` probabilities, shape (B, C)."""
+        h = (1 - y) * self.hierarchy.mcm(p) + y * self.hierarchy.mcm(y * p)
+        return F.binary_cross_entropy(h.clamp(1e-7, 1 - 1e-7), y, reduction="none")
+
+    def positive_weight(self) -> torch.Tensor:
+        """The weight on positive targets now (node schedules override it)."""
+        return self.pos_weight
+
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(logits.float())
         y = targets.to(p.dtype)
-        h = (1 - y) * self.hierarchy.mcm(p) + y * self.hierarchy.mcm(y * p)
-        weight = y * self.pos_weight + (1 - y)
-        return F.binary_cross_entropy(h.clamp(1e-7, 1 - 1e-7), y, weight=weight)
+        return (self.elementwise_bce(p, y) * (y * self.positive_weight() + (1 - y))).mean()
 
     def weight_table(self) -> dict[str, list[float]]:
         return {"pos_weight": self.pos_weight.tolist()}
 
-
-class NodeImbalanceLoss(MCLoss):
-    """mcloss with the second seed's node-wise imbalance weights on positive targets."""
-
-    @classmethod
-    def from_label_stats(cls, stats: LabelStats, omega: float = 0.25) -> NodeImbalanceLoss:
-        if omega < 0:
-            raise ValueError(f"node_imbalance: omega must be >= 0, got {omega}")
-        h = Hierarchy.from_label_stats(stats)
-        return cls(h, torch.as_tensor(node_imbalance_weights(stats, omega), dtype=torch.float32))

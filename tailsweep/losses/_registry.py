@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from torch import nn
 
 from ..datasets import LabelStats
+from ._ensemble import (
+    SCHEDULES,
+    UNCERTAINTIES,
+    NodeImbalanceFocalLoss,
+    NodeImbalanceLoss,
+    check_node_params,
+)
 from ._flat import (
     AsymmetricLoss,
     EffectiveNumberBCE,
@@ -19,7 +26,7 @@ from ._flat import (
     SqrtInverseFrequencyBCE,
     UnweightedBCE,
 )
-from ._hierarchy import MCLoss, NodeImbalanceLoss
+from ._hierarchy import MCLoss
 
 
 @dataclass(frozen=True)
@@ -27,15 +34,19 @@ class Param:
     """A scheme hyperparameter: its default and the range a sweep searches.
 
     ``scale``: ``linear`` or ``log`` sample in [low, high]; ``log1m`` samples 1 - x log-uniformly
-    (for beta close to 1). ``nullable``: None is an allowed value (disables the term).
+    (for beta close to 1). ``nullable``: None is an allowed value (disables the term). ``choices``:
+    the parameter is a word, one of these (not searched). ``quiet``: trial labels leave it out at its
+    default (options that are off unless set).
     """
 
-    default: float | None
+    default: float | str | None
     low: float | None = None
     high: float | None = None
     scale: str = "linear"
     nullable: bool = False
     doc: str = ""
+    choices: tuple[str, ...] = ()
+    quiet: bool = False
 
     @property
     def searchable(self) -> bool:
@@ -56,6 +67,8 @@ class Param:
         """None if ``value`` is allowed, else why not."""
         if value is None:
             return None if self.nullable else "may not be null"
+        if self.choices:
+            return None if value in self.choices else f"must be one of {', '.join(self.choices)}, got {value!r}"
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"must be a number, got {value!r}"
         return None
@@ -72,7 +85,24 @@ class SchemeInfo:
     params: Mapping[str, Param] = field(default_factory=dict)
     needs_hierarchy: bool = False
     needs_ensemble: bool = False
+    # Checks across a full parameter set (defaults filled in): returns every problem, empty if fine.
+    check: Callable[..., list[str]] | None = None
 
+    def problems(self, params: Mapping) -> list[str]:
+        """Problems with ``params`` (missing ones take their defaults), each naming the scheme."""
+        out = [f"parameter '{k}' {why}" for k, v in params.items()
+               if k in self.params and (why := self.params[k].check(v)) is not None]
+        if not out and self.check is not None:
+            out = self.check(**({k: p.default for k, p in self.params.items()} | dict(params)))
+        return [f"scheme '{self.name}': {p}" for p in out]
+
+
+_NODE_PARAMS = {
+    "omega": Param(0.25, 0.05, 1.0, doc="weight floor >= 0"),
+    "schedule": Param("none", choices=SCHEDULES, quiet=True,
+                      doc="move weights toward omega over each epoch's minibatches: none, linear, exponential, alternate"),
+    "mix": Param(1.0, quiet=True, doc="lambda of the mixed loss lambda*weighted + (1-lambda)*unweighted; 1 = off"),
+}
 
 SCHEMES: dict[str, SchemeInfo] = {
     "unweighted": SchemeInfo(
@@ -111,7 +141,18 @@ SCHEMES: dict[str, SchemeInfo] = {
         "node_imbalance", NodeImbalanceLoss,
         "mcloss with node-wise weights N/(C n-bar_j) on positives, rescaled to [omega, omega + w_max]",
         "Xu et al., arXiv 2602.08986", needs_hierarchy=True,
-        params={"omega": Param(0.25, 0.05, 1.0, doc="weight floor >= 0")}),
+        params=dict(_NODE_PARAMS), check=check_node_params),
+    "node_imbalance_focal": SchemeInfo(
+        "node_imbalance_focal", NodeImbalanceFocalLoss,
+        "node_imbalance on an ensemble of heads, each term scaled by (f_min + u^k), u the heads' uncertainty",
+        "Xu et al., arXiv 2602.08986", needs_hierarchy=True, needs_ensemble=True, check=check_node_params,
+        params={
+            "heads": Param(2, doc="ensemble size M >= 1 (M MLPs on feature tables, M heads on one backbone for images)"),
+            "uncertainty": Param("margin", choices=UNCERTAINTIES,
+                                 doc="margin (bBMA), entropy, aleatoric, epistemic or gated_margin (GMU)"),
+            "f_min": Param(0.25, 0.0, 1.0, doc="floor of the focal factor"),
+            "k": Param(None, 0.5, 3.0, nullable=True, doc="exponent on u; null: 2 on feature tables, 1 on images"),
+            **_NODE_PARAMS}),
 }
 
 
@@ -139,5 +180,7 @@ def build_loss(name: str, stats: LabelStats, **params) -> nn.Module:
     if unknown:
         raise ValueError(f"scheme '{name}' has no parameter(s) {sorted(unknown)}; "
                          f"it takes {sorted(info.params) or 'none'}")
+    if problems := info.problems(params):
+        raise ValueError("; ".join(problems))
     full = {k: p.default for k, p in info.params.items()} | params
     return info.loss.from_label_stats(stats, **full)

@@ -28,9 +28,12 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def trial_label(scheme: str, params: dict, lr: float, seed: int, show_lr: bool = True) -> str:
+def trial_label(scheme: str, params: dict, lr: float, seed: int, show_lr: bool = True, info=None) -> str:
+    """``scheme`` then its parameters (options that are off by default only when set)."""
+    shown = {k: v for k, v in params.items() if v is not None and not (
+        info is not None and k in info.params and info.params[k].quiet and v == info.params[k].default)}
     bits = [scheme]
-    bits += [f"{SYMBOLS.get(k, k)}={_fmt(v)}" for k, v in params.items() if v is not None]
+    bits += [f"{SYMBOLS.get(k, k)}={_fmt(v)}" for k, v in shown.items()]
     if show_lr:
         bits.append(f"lr={_fmt(lr)}")
     bits.append(f"seed={seed}")
@@ -57,10 +60,13 @@ def plan_trials(spec: SweepSpec) -> list[dict]:
             for seed in spec.seeds:
                 trials.append({
                     "scheme": scheme.name,
+                    "variant": scheme.display,
                     "scheme_params": params,
+                    "oversample": scheme.oversample,
+                    "oversample_budget": scheme.oversample_budget,
                     "lr": lr,
                     "seed": seed,
                     "group": f"{s_index}:{draw}",
-                    "label": trial_label(scheme.name, params, lr, seed, show_lr=spec.search.lr is not None),
+                    "label": trial_label(scheme.display, params, lr, seed, show_lr=spec.search.lr is not None, info=info),
                 })
     return trials

@@ -35,6 +35,8 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
     trial_id = ray.tune.get_context().get_trial_id()
     run_id = plan["run_id"]
     worker = WorkerConfig(**{**ctx.worker_defaults, "scheme": plan["scheme"], "scheme_params": plan["scheme_params"],
+                             "oversample": plan.get("oversample", "none"),
+                             "oversample_budget": plan.get("oversample_budget", 0.1),
                              "lr": plan["lr"], "seed": plan["seed"], "tracking_uri": ctx.tracking_uri, "run_id": run_id})
     trainer = TorchTrainer(
         train_loop_per_worker,

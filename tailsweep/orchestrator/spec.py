@@ -84,9 +84,15 @@ Range = tuple[float, float]
 
 class SchemeSpec(_Model):
     name: str
-    params: dict[str, float | None] = Field(default_factory=dict, description="fixed parameter values")
+    label: str | None = Field(None, description="name shown and recorded for this entry (default: the scheme's name); "
+                                                "tells apart two entries of the same scheme")
+    params: dict[str, float | str | None] = Field(default_factory=dict, description="fixed parameter values")
     search: list[str] | dict[str, Range] = Field(
         default_factory=dict, description="parameters to search: names (registry ranges) or name: [low, high]")
+    oversample: Literal["none", "lpros"] = Field(
+        "none", description="data-side baseline: lpros duplicates training rows of minority label paths "
+                            "(hierarchies only; METHODS.md section 2)")
+    oversample_budget: float = Field(0.1, gt=0, le=10, description="lpros: at most this x N rows are added")
 
     @field_validator("name")
     @classmethod
@@ -110,13 +116,27 @@ class SchemeSpec(_Model):
                 problems.append(f"scheme '{self.name}' cannot search '{k}' (parameters: {sorted(info.params) or 'none'})")
             elif isinstance(self.search, list) and not info.params[k].searchable:
                 problems.append(f"scheme '{self.name}' parameter '{k}' has no default range; give one as {k}: [low, high]")
+        for k in names:
+            if k in info.params and info.params[k].choices:
+                problems.append(f"scheme '{self.name}' parameter '{k}' is a choice ({', '.join(info.params[k].choices)}); "
+                                "list one entry per value (with a label) instead of searching it")
         if isinstance(self.search, dict):
             for k, (lo, hi) in self.search.items():
                 if not lo < hi:
                     problems.append(f"search range for '{k}' must have low < high, got [{lo}, {hi}]")
+        if not problems:
+            problems += info.problems(self.params)
+        if self.oversample != "none" and not info.needs_hierarchy:
+            problems.append(f"oversample: {self.oversample} balances label paths of a hierarchy; scheme '{self.name}' "
+                            "is flat -- use it with mcloss or node_imbalance")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def display(self) -> str:
+        """The entry's label, or the scheme's name."""
+        return self.label or self.name
 
     def search_ranges(self) -> dict[str, tuple[float, float, str]]:
         """name -> (low, high, scale) of the parameters this scheme searches."""
@@ -200,12 +220,19 @@ class SweepSpec(_Model):
 
     @model_validator(mode="after")
     def _unique_schemes(self) -> SweepSpec:
-        seen = set()
+        seen, labels = set(), set()
         for s in self.schemes:
-            key = (s.name, json.dumps(s.params, sort_keys=True), json.dumps(s.search, sort_keys=True))
+            key = (s.name, json.dumps(s.params, sort_keys=True), json.dumps(s.search, sort_keys=True), s.oversample)
             if key in seen:
                 raise ValueError(f"scheme '{s.name}' is listed twice with the same settings")
             seen.add(key)
+        for s in self.schemes:
+            if s.label is None:
+                continue
+            if s.label in labels or any(o.label is None and o.name == s.label for o in self.schemes):
+                raise ValueError(f"two scheme entries are both called '{s.display}'; give each a distinct label "
+                                 f"(schemes: - name: {s.name}, label: {s.name}-2, ...)")
+            labels.add(s.display)
         return self
 
     # --- derived paths --------------------------------------------------------------------------

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..datasets import LabelStats, LabelTable
-from ..losses import Hierarchy, build_loss
+from ..datasets import LabelStats, LabelTable, lpros_indices
+from ..losses import SCHEMES, Hierarchy, build_loss, default_k, ensemble_coherent
 from ._data import SplitTensors, concat_splits, load_split, prepare_batch, shard_indices
 from ._metrics import compute_metrics
 from ._models import build_model
@@ -44,6 +44,8 @@ class WorkerConfig:
     stats: dict
     scheme: str
     scheme_params: dict = field(default_factory=dict)
+    oversample: str = "none"  # "lpros": duplicate rows of minority label paths (hierarchies)
+    oversample_budget: float = 0.1
     backbone: str = "resnet18"
     image_size: int | None = None
     hidden: int = 512
@@ -112,8 +114,9 @@ def predict(model: torch.nn.Module, data: SplitTensors, device: torch.device, ba
     for i in range(0, len(data), batch_size):
         x = prepare_batch(data.inputs[i:i + batch_size], data.is_image, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            p = torch.sigmoid(model(x).float())
-        out.append((hierarchy.mcm(p) if hierarchy is not None else p).cpu())
+            logits = model(x)
+        # (B, C), or (M, B, C) from an ensemble: the mean over heads of coherent probabilities
+        out.append(ensemble_coherent(logits, hierarchy).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, data.targets.shape[1]), np.float32)
 
 
@@ -160,14 +163,25 @@ def train_loop_per_worker(config: dict) -> None:
     table = LabelTable(cfg.data)
     stats = LabelStats.from_dict(cfg.stats)
     train = concat_splits([load_split(table, s, cfg.image_size) for s in cfg.train_splits])
+    if cfg.oversample == "lpros":  # the same duplicates on every rank (seeded)
+        extra = lpros_indices(train.targets.numpy(), stats.parent_indices(), stats.depths, cfg.oversample_budget,
+                              cfg.seed)
+        train = train.select(torch.cat([torch.arange(len(train)), torch.from_numpy(extra)]))
     val = load_split(table, "val", cfg.image_size)
     in_features = None if train.is_image else int(train.inputs.shape[1])
-    model = build_model(cfg.backbone, stats.num_labels, in_features, cfg.hidden, cfg.layers, cfg.dropout)
+    scheme_params = dict(cfg.scheme_params)
+    heads = None
+    if SCHEMES[cfg.scheme].needs_ensemble:
+        heads = int(scheme_params.get("heads", SCHEMES[cfg.scheme].params["heads"].default))
+        if scheme_params.get("k") is None:
+            scheme_params["k"] = default_k(train.is_image)
+    model = build_model(cfg.backbone, stats.num_labels, in_features, cfg.hidden, cfg.layers, cfg.dropout, heads)
     if train.is_image and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     warmup.join()
     model = ray.train.torch.prepare_model(model)
-    loss_fn = build_loss(cfg.scheme, stats, **cfg.scheme_params).to(device)
+    loss_fn = build_loss(cfg.scheme, stats, **scheme_params).to(device)
+    set_progress = getattr(loss_fn, "set_progress", None)  # weight schedules follow the minibatch index
     # Evaluation reports MCM-coherent probabilities on a hierarchy, whatever the scheme.
     hierarchy = getattr(loss_fn, "hierarchy", None)
     if hierarchy is None and any(stats.parents):
@@ -213,6 +227,8 @@ def train_loop_per_worker(config: dict) -> None:
             b = mine[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             x = prepare_batch(train.inputs[b], train.is_image, device, augment=cfg.augment, generator=gen)
             y = train.targets[b].to(device, non_blocking=True)
+            if set_progress is not None:
+                set_progress(s, steps_per_epoch)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = model(x)
             loss = loss_fn(logits.float(), y)

@@ -37,6 +37,24 @@ def test_scheme_params_checked_against_the_registry():
     assert "scheme 'unweighted' cannot search 'beta'" in text
 
 
+def test_ensemble_settings_rejected_before_a_sweep():
+    with pytest.raises(SpecError) as e:
+        load_spec(None, ["schemes=[{name: node_imbalance_focal, params: {heads: 1, uncertainty: epistemic}}, "
+                         "{name: focal, oversample: lpros}, {name: node_imbalance, search: [schedule]}]"])
+    text = str(e.value)
+    assert "uncertainty 'epistemic' measures disagreement between heads: heads = 1 has none" in text
+    assert "oversample: lpros balances label paths of a hierarchy; scheme 'focal' is flat" in text
+    assert "parameter 'schedule' is a choice" in text
+
+
+def test_two_entries_of_one_scheme_are_told_apart_by_label():
+    spec = load_spec(None, ["schemes=[{name: node_imbalance_focal, label: nif-margin}, "
+                            "{name: node_imbalance_focal, label: nif-gmu, params: {uncertainty: gated_margin}}]"])
+    assert [s.display for s in spec.schemes] == ["nif-margin", "nif-gmu"]
+    with pytest.raises(SpecError, match="both called 'x'"):
+        load_spec(None, ["schemes=[{name: focal, label: x}, {name: unweighted, label: x}]"])
+
+
 def test_overrides_beat_the_file(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text("train: {epochs: 7, lr: 0.01}\nschemes: [focal]\n")

@@ -30,3 +30,13 @@ def test_features_table_trains_and_reports_test_metrics(features_table, precisio
 def test_image_table_with_a_torchvision_backbone(image_table):
     result = _fit(image_table, backbone="resnet18", batch_size=8)
     assert result.metrics["epoch"] == 2 and "test/micro_auprc" in result.metrics
+
+
+@pytest.mark.parametrize("overrides", [
+    {"scheme": "node_imbalance_focal", "scheme_params": {"heads": 3, "uncertainty": "gated_margin"}},
+    {"scheme": "node_imbalance", "scheme_params": {"schedule": "exponential", "mix": 0.5}, "oversample": "lpros"},
+])
+def test_hierarchical_variants_train(features_table, overrides):
+    result = _fit(features_table, **overrides)
+    m = result.metrics
+    assert m["epoch"] == 2 and 0 < m["test/micro_auprc"] <= 1 and "test/recall_depth2" in m

@@ -1,0 +1,198 @@
+"""The second seed's full method (Xu et al., arXiv 2602.08986): node weights, an ensemble of heads and an
+uncertainty-driven focal term (METHODS.md section 2), plus its weight schedules and mixed loss.
+
+Shapes: an ensemble's logits are (M, B, C) -- M heads on the same batch. Uncertainty is computed from the
+heads' *unconstrained* sigmoids (before MCM), detached: it scales the loss, it is not trained through.
+
+    loss = mean over (m, i, j) of  w_j^(y) * (f_min + u_ij^k) * BCE(h^m_ij, y_ij)
+
+with h^m the mcloss output of head m, w^(y) the node-imbalance weight on positives (1 on negatives).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..datasets import LabelStats
+from ._hierarchy import Hierarchy, MCLoss, node_imbalance_weights
+
+UNCERTAINTIES = ("margin", "entropy", "aleatoric", "epistemic", "gated_margin")
+NEEDS_DISAGREEMENT = ("epistemic", "gated_margin")
+SCHEDULES = ("none", "linear", "exponential", "alternate")
+_EPS = 1e-7
+
+
+def binary_entropy(p: torch.Tensor) -> torch.Tensor:
+    """H2(p) in bits, elementwise (0 at p in {0, 1})."""
+    p = p.clamp(_EPS, 1 - _EPS)
+    return -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
+
+
+def uncertainty(p: torch.Tensor, mode: str) -> torch.Tensor:
+    """u in [0, 1] per (sample, node) from the heads' probabilities ``p`` of shape (M, B, C).
+
+    margin (the paper's bBMA): 1 - |2 p-bar - 1|. entropy: H2(p-bar). aleatoric: mean over heads of
+    H2(p^m). epistemic: mean pairwise Jensen-Shannon divergence (base 2) between the heads' Bernoullis.
+    gated_margin (the paper's GMU): m = |2 p-bar - 1|, s = unbiased std over heads,
+    g = 1 - exp(-m / (2 s + 1e-10)), u = 1 - g m.
+    """
+    if mode not in UNCERTAINTIES:
+        raise ValueError(f"unknown uncertainty mode '{mode}'; choose one of {', '.join(UNCERTAINTIES)}")
+    heads = p.shape[0]
+    if mode in NEEDS_DISAGREEMENT and heads < 2:
+        raise ValueError(f"uncertainty '{mode}' measures disagreement between heads and needs heads >= 2, got {heads}")
+    mean = p.mean(0)
+    if mode == "margin":
+        return 1 - (2 * mean - 1).abs()
+    if mode == "entropy":
+        return binary_entropy(mean)
+    if mode == "aleatoric":
+        return binary_entropy(p).mean(0)
+    if mode == "epistemic":
+        a, b = torch.triu_indices(heads, heads, offset=1, device=p.device)
+        pa, pb = p[a], p[b]  # (pairs, B, C)
+        js = binary_entropy((pa + pb) / 2) - (binary_entropy(pa) + binary_entropy(pb)) / 2
+        return js.mean(0).clamp(0, 1)
+    margin = (2 * mean - 1).abs()
+    gate = 1 - torch.exp(-margin / (2 * p.std(0, unbiased=True) + 1e-10))
+    return 1 - gate * margin
+
+
+def schedule_fraction(schedule: str, step: int, steps: int) -> float:
+    """How far (0 -> 1) the node weights have moved toward the uniform floor at minibatch ``step`` of ``steps``.
+
+    linear: i/(S-1); exponential: i^3/(S-1)^3; alternate: switches every batch; none: 0.
+    """
+    if schedule == "none" or steps <= 1:
+        return 0.0
+    if schedule == "linear":
+        return step / (steps - 1)
+    if schedule == "exponential":
+        return (step / (steps - 1)) ** 3
+    if schedule == "alternate":
+        return float(step % 2)
+    raise ValueError(f"unknown schedule '{schedule}'; choose one of {', '.join(SCHEDULES)}")
+
+
+def check_node_params(omega=0.25, schedule="none", mix=1.0, heads=None, uncertainty=None, f_min=None, k=None) -> list[str]:
+    """Every problem with a node_imbalance[_focal] parameter set (empty: fine). Used by the spec check
+    (before a sweep starts) and by the loss constructors, so both say the same thing."""
+    problems = []
+    if omega is None or omega < 0:
+        problems.append(f"omega must be >= 0, got {omega}")
+    if schedule not in SCHEDULES:
+        problems.append(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    if mix is None or not 0 <= mix <= 1:
+        problems.append(f"mix (lambda of the mixed loss) must be in [0, 1], got {mix}")
+    if heads is not None:
+        if float(heads) != int(heads) or heads < 1:
+            problems.append(f"heads must be a whole number >= 1, got {heads}")
+        if uncertainty not in UNCERTAINTIES:
+            problems.append(f"uncertainty must be one of {', '.join(UNCERTAINTIES)}, got {uncertainty!r}")
+        elif uncertainty in NEEDS_DISAGREEMENT and heads == 1:
+            problems.append(f"uncertainty '{uncertainty}' measures disagreement between heads: heads = 1 has none; "
+                            "set heads >= 2 (the paper uses 2-20) or pick margin, entropy or aleatoric")
+        if f_min is None or f_min < 0:
+            problems.append(f"f_min must be >= 0, got {f_min}")
+        if k is not None and k < 0:
+            problems.append(f"k must be >= 0, got {k}")
+    return problems
+
+
+class NodeImbalanceLoss(MCLoss):
+    """mcloss with the second seed's node-wise imbalance weights on positive targets.
+
+    ``schedule`` moves the weights from w' toward the uniform floor omega over each epoch's minibatches
+    (the worker calls :meth:`set_progress`); ``mix`` = lambda blends lambda * weighted + (1 - lambda) *
+    unweighted mcloss. Both default to off; the seed reports they did not recover precision.
+    """
+
+    def __init__(self, hierarchy: Hierarchy, pos_weight: torch.Tensor, omega: float = 0.25, schedule: str = "none",
+                 mix: float = 1.0):
+        super().__init__(hierarchy, pos_weight)
+        self.omega, self.schedule, self.mix = float(omega), schedule, float(mix)
+        self.fraction = 0.0
+
+    @classmethod
+    def from_label_stats(cls, stats: LabelStats, omega: float = 0.25, schedule: str = "none",
+                         mix: float = 1.0) -> NodeImbalanceLoss:
+        if problems := check_node_params(omega, schedule, mix):
+            raise ValueError("node_imbalance: " + "; ".join(problems))
+        w = torch.as_tensor(node_imbalance_weights(stats, omega), dtype=torch.float32)
+        return cls(Hierarchy.from_label_stats(stats), w, omega, schedule, mix)
+
+    def set_progress(self, step: int, steps: int) -> None:
+        """Minibatch ``step`` (0-based) of ``steps`` in the current epoch (drives the schedule)."""
+        self.fraction = schedule_fraction(self.schedule, step, steps)
+
+    def positive_weight(self) -> torch.Tensor:
+        if self.fraction == 0.0:
+            return self.pos_weight
+        return self.pos_weight + (self.omega - self.pos_weight) * self.fraction
+
+    def _mixed(self, bce: torch.Tensor, y: torch.Tensor, factor: torch.Tensor | float = 1.0) -> torch.Tensor:
+        weighted = (bce * (y * self.positive_weight() + (1 - y)) * factor).mean()
+        if self.mix >= 1.0:
+            return weighted
+        return self.mix * weighted + (1 - self.mix) * bce.mean()
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(logits.float())
+        y = targets.to(p.dtype)
+        return self._mixed(self.elementwise_bce(p, y), y)
+
+
+class NodeImbalanceFocalLoss(NodeImbalanceLoss):
+    """node_imbalance on an ensemble of M heads with an uncertainty-driven focal factor (f_min + u^k).
+
+    Logits (M, B, C) in. ``k=None`` is resolved by the worker (2 for feature tables, 1 for images).
+    """
+
+    def __init__(self, hierarchy: Hierarchy, pos_weight: torch.Tensor, heads: int = 2, uncertainty: str = "margin",
+                 f_min: float = 0.25, k: float = 2.0, omega: float = 0.25, schedule: str = "none", mix: float = 1.0):
+        super().__init__(hierarchy, pos_weight, omega, schedule, mix)
+        self.heads, self.mode, self.f_min, self.k = int(heads), uncertainty, float(f_min), float(k)
+
+    @classmethod
+    def from_label_stats(cls, stats: LabelStats, heads: int = 2, uncertainty: str = "margin", f_min: float = 0.25,
+                         k: float | None = 2.0, omega: float = 0.25, schedule: str = "none",
+                         mix: float = 1.0) -> NodeImbalanceFocalLoss:
+        if problems := check_node_params(omega, schedule, mix, heads, uncertainty, f_min, k):
+            raise ValueError("node_imbalance_focal: " + "; ".join(problems))
+        w = torch.as_tensor(node_imbalance_weights(stats, omega), dtype=torch.float32)
+        return cls(Hierarchy.from_label_stats(stats), w, int(heads), uncertainty, f_min, 2.0 if k is None else k,
+                   omega, schedule, mix)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if logits.dim() != 3 or logits.shape[0] != self.heads:
+            raise ValueError(f"node_imbalance_focal expects logits of shape (heads={self.heads}, batch, labels), "
+                             f"got {tuple(logits.shape)}")
+        m, b, c = logits.shape
+        p = torch.sigmoid(logits.float())
+        y = targets.to(p.dtype).expand(m, b, c)
+        with torch.no_grad():
+            u = uncertainty(p, self.mode)  # from the unconstrained sigmoids, detached
+            factor = self.f_min + (u.pow(self.k) if self.k != 1 else u)
+        bce = self.elementwise_bce(p.reshape(m * b, c), y.reshape(m * b, c)).view(m, b, c)
+        return self._mixed(bce, y, factor)
+
+    def coherent(self, logits: torch.Tensor) -> torch.Tensor:
+        """Prediction: the mean over heads of MCM-coherent probabilities, (B, C)."""
+        return ensemble_coherent(logits, self.hierarchy)
+
+
+def ensemble_coherent(logits: torch.Tensor, hierarchy: Hierarchy | None) -> torch.Tensor:
+    """Probabilities from (B, C) or (M, B, C) logits: MCM per head (when a hierarchy is given), mean over heads."""
+    p = torch.sigmoid(logits.float())
+    if p.dim() == 2:
+        return hierarchy.mcm(p) if hierarchy is not None else p
+    m, b, c = p.shape
+    if hierarchy is not None:
+        p = hierarchy.mcm(p.reshape(m * b, c)).view(m, b, c)
+    return p.mean(0)
+
+
+def default_k(is_image: bool) -> float:
+    """The seed's focal exponent: 2 on feature tables, 1 on images."""
+    return 1.0 if is_image else 2.0
+
