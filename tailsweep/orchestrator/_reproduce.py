@@ -28,7 +28,16 @@ HMC_FUN = {
     "seq_FUN": (2000, 13, 0.292),
     "spo_FUN": (250, 115, 0.215),
 }
-DEFAULT_SCHEMES = ("mcloss", "node_imbalance")
+# What ``--schemes`` can name: a recorded variant -> its scheme entry in the sweep spec.
+VARIANTS = {
+    "mcloss": {"name": "mcloss"},
+    "node_imbalance": {"name": "node_imbalance"},
+    "nif_margin_m4": {"name": "node_imbalance_focal", "params": {"heads": 4, "uncertainty": "margin"}},
+    "nif_gated_margin_m4": {"name": "node_imbalance_focal", "params": {"heads": 4, "uncertainty": "gated_margin"}},
+    "nif_margin_m2": {"name": "node_imbalance_focal", "params": {"heads": 2, "uncertainty": "margin"}},
+    "mcloss_lpros": {"name": "mcloss", "oversample": "lpros"},
+}
+DEFAULT_SCHEMES = ("mcloss", "node_imbalance", "nif_margin_m4", "nif_gated_margin_m4")
 KEYS = ["micro_auprc", "macro_precision_allnodes", "macro_recall_allnodes", "macro_f1_allnodes",
         "macro_precision", "macro_recall", "macro_f1"]
 
@@ -52,10 +61,11 @@ class RecordResult(tune.Callback):
         if int(m.get("epoch", 0)) < self.epochs:
             return
         plan = trial.config["trial"]
-        out = {"dataset": self.dataset, "scheme": plan["scheme"], "seed": plan["seed"],
+        out = {"dataset": self.dataset, "scheme": plan["variant"], "seed": plan["seed"],
+               "entry": {"scheme": plan["scheme"], "params": plan["scheme_params"], "oversample": plan["oversample"]},
                "wall_s": time.time() - self.started.get(trial.trial_id, time.time()),
                "test": {k[5:]: v for k, v in m.items() if k.startswith("test/")}}
-        path = result_path(self.results, self.dataset, plan["scheme"], plan["seed"])
+        path = result_path(self.results, self.dataset, plan["variant"], plan["seed"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=1, sort_keys=True))
 
@@ -84,7 +94,8 @@ def reproduce_hmc(datasets, schemes, seeds, results: Path, data_dir: Path, runs_
             "model.layers=2", "model.dropout=0.7", f"train.epochs={epochs}", "train.batch_size=4",
             "train.optimizer=adam", "train.lr=0.0001", "train.weight_decay=0.00001", "train.augment=false",
             "train.train_splits=[train, val]", "train.final_model=last", "search.metric=val/micro_auprc",
-            f"schemes={todo_schemes}", f"seeds={todo_seeds}", f"tracking.dir={runs_dir}"])
+            "schemes=" + json.dumps([{"label": v, **VARIANTS[v]} for v in todo_schemes]), f"seeds={todo_seeds}",
+            f"tracking.dir={runs_dir}"])
         run_sweep(spec, console=console, callbacks=[RecordResult(results, name, epochs)])
         missing = [(s, k) for s, k in todo if not result_path(results, name, s, k).is_file()]
         if missing:  # interrupted (Tune turns Ctrl-C into an early, orderly end) or failed runs
@@ -98,6 +109,38 @@ def _ms(xs):
     if not xs:
         return "-"
     return f"{np.mean(xs):.4f} ± {np.std(xs, ddof=1):.4f}" if len(xs) > 1 else f"{xs[0]:.4f}"
+
+
+def friedman_nemenyi(by: dict, alpha: float = 0.05) -> list[str]:
+    """Markdown: average ranks of the schemes across datasets (rank 1 = best mean over seeds), Friedman's
+    chi-square test and Nemenyi's critical difference (Demsar, JMLR 2006), per headline metric; only
+    datasets on which every compared scheme has results count."""
+    from scipy.stats import chi2, rankdata, studentized_range
+
+    schemes = sorted({s for _, s in by})
+    datasets = sorted({d for d, _ in by})
+    complete = [d for d in datasets if all((d, s) in by for s in schemes)]
+    lines = ["", "## Across datasets: Friedman test and Nemenyi critical difference", ""]
+    if len(schemes) < 2 or len(complete) < 2:
+        return lines + [f"Needs >= 2 schemes on >= 2 datasets with results for all of them; have {len(schemes)} "
+                        f"scheme(s) on {len(complete)} complete dataset(s)."]
+    k, n = len(schemes), len(complete)
+    q = studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2)
+    cd = q * math.sqrt(k * (k + 1) / (6 * n))
+    lines += [f"{n} datasets with every scheme ({', '.join(complete)}); {k} schemes. Ranks per dataset on the mean "
+              f"over seeds (1 = best, ties share). Friedman chi-square with k - 1 = {k - 1} degrees of freedom; "
+              f"Nemenyi critical difference at alpha = {alpha}: CD = q_alpha sqrt(k(k+1)/(6N)) = **{cd:.2f}** ranks -- "
+              "two schemes whose average ranks differ by more than CD differ significantly.", "",
+              "| metric | " + " | ".join(f"avg rank `{s}`" for s in schemes) + " | Friedman chi2 | p |",
+              "|---|" + "---|" * (k + 2)]
+    for metric in ("micro_auprc", "macro_recall_allnodes", "macro_f1_allnodes"):
+        table = np.array([[np.mean([r["test"][metric] for r in by[(d, s)]]) for s in schemes] for d in complete])
+        ranks = np.array([rankdata(-row) for row in table])
+        avg = ranks.mean(0)
+        stat = 12 * n / (k * (k + 1)) * (np.sum(avg**2) - k * (k + 1) ** 2 / 4)
+        p = chi2.sf(stat, k - 1)
+        lines.append(f"| {metric} | " + " | ".join(f"{a:.2f}" for a in avg) + f" | {stat:.2f} | {p:.3g} |")
+    return lines
 
 
 def report_hmc(results: Path, out: Path) -> str:
@@ -146,6 +189,7 @@ def report_hmc(results: Path, out: Path) -> str:
     for (dataset, scheme), rs in sorted(by.items()):
         cells = [_ms([r["test"].get(f"recall_depth{d}") for r in rs]) for d in range(1, 7)]
         lines.append(f"| {dataset} | {scheme} | " + " | ".join(cells) + " |")
+    lines += friedman_nemenyi(by)
     lines += ["", "## Against the claims", ""]
     for dataset in sorted({d for d, _ in by}):
         base = by.get((dataset, "mcloss"))

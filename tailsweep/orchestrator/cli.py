@@ -114,7 +114,9 @@ def reproduce():
 @reproduce.command("hmc")
 @click.option("--datasets", default=",".join(["cellcycle_FUN", "derisi_FUN", "eisen_FUN", "gasch1_FUN", "gasch2_FUN",
                                               "seq_FUN", "spo_FUN"]), show_default=True, help="Comma-separated.")
-@click.option("--schemes", default="mcloss,node_imbalance", show_default=True, help="Comma-separated.")
+@click.option("--schemes", default="mcloss,node_imbalance,nif_margin_m4,nif_gated_margin_m4", show_default=True,
+              help="Comma-separated variants: mcloss, node_imbalance, nif_margin_m4, nif_gated_margin_m4 "
+                   "(node_imbalance_focal, 4 heads), nif_margin_m2, mcloss_lpros.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated.")
 @click.option("--results", default="docs/results/hmc", show_default=True, help="Per-run result files.")
 @click.option("--data-dir", default="../shared/data", show_default=True)
@@ -122,16 +124,20 @@ def reproduce():
 @click.option("--report", is_flag=True, help="Only write docs/results-hmc.md from the recorded runs.")
 def reproduce_hmc_cmd(datasets, schemes, seeds, results, data_dir, runs_dir, report):
     """C-HMCNN's protocol on the FUN benchmarks for each scheme and seed; then docs/results-hmc.md."""
-    from ._reproduce import HMC_FUN, report_hmc, reproduce_hmc
+    from ._reproduce import HMC_FUN, VARIANTS, report_hmc, reproduce_hmc
 
     names = [d for d in datasets.split(",") if d]
     unknown = [d for d in names if d not in HMC_FUN]
     if unknown:
         _fail(f"--datasets: unknown {unknown}; allowed: {', '.join(HMC_FUN)}")
+    variants = [s for s in schemes.split(",") if s]
+    unknown = [s for s in variants if s not in VARIANTS]
+    if unknown:
+        _fail(f"--schemes: unknown {unknown}; allowed: {', '.join(VARIANTS)}")
     results_dir = Path(results)
     if not report:
         try:
-            reproduce_hmc(names, [s for s in schemes.split(",") if s], [int(k) for k in seeds.split(",") if k],
+            reproduce_hmc(names, variants, [int(k) for k in seeds.split(",") if k],
                           results_dir.resolve(), Path(data_dir).resolve(), Path(runs_dir).resolve(), console)
         except SpecError as exc:
             _fail(str(exc))

@@ -1,5 +1,7 @@
 """cellcycle_GO (a DAG of 4,122 nodes) through a real sweep with every hierarchical scheme."""
 
+import json
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -16,8 +18,12 @@ pytestmark = pytest.mark.integration
 def test_cellcycle_go_every_hierarchical_scheme(tmp_path):
     table = import_hmc("cellcycle_GO", tmp_path / "go", SHARED_DATA)
     schemes = [n for n, i in SCHEMES.items() if i.needs_hierarchy]
+    entries = [{"name": n} for n in schemes] + [
+        {"name": "node_imbalance_focal", "label": "nif-gmu", "params": {"heads": 3, "uncertainty": "gated_margin"}},
+        {"name": "mcloss", "label": "mcloss-lpros", "oversample": "lpros"}]
+    schemes += ["nif-gmu", "mcloss-lpros"]
     spec = load_spec(None, [f"data.path={table.root}", "model.backbone=mlp", "model.hidden=64",
-                            f"tracking.dir={tmp_path / 'runs'}", f"schemes={schemes}", "seeds=[0]",
+                            f"tracking.dir={tmp_path / 'runs'}", f"schemes={json.dumps(entries)}", "seeds=[0]",
                             "train.epochs=2", "train.batch_size=64", "train.augment=false",
                             "search.metric=val/micro_auprc"])
     result = run_sweep(spec)
