@@ -12,6 +12,7 @@ from ._format import (
     ancestor_closure_matrix,
     write_table,
 )
+from ._images import import_images, read_taxonomy, split_groups
 from ._sampling import lpros_indices, row_leaves
 from ._stats import BUCKETS, LabelStats, bucket_of, label_stats
 from ._synth import synth_garments
@@ -30,9 +31,12 @@ __all__ = [
     "ancestor_closure_matrix",
     "bucket_of",
     "check_table",
+    "import_images",
     "label_stats",
     "lpros_indices",
+    "read_taxonomy",
     "row_leaves",
+    "split_groups",
     "synth_garments",
     "validate_table",
     "write_table",

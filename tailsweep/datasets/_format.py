@@ -240,6 +240,7 @@ def write_table(
     manifest: Manifest,
     labels: Sequence[Mapping[str, object]],
     splits: Mapping[str, pa.Table],
+    row_group_size: int = ROW_GROUP_SIZE,
 ) -> LabelTable:
     """Write a label table atomically-enough: files go to a temporary sibling directory that is
     renamed into place, so an interrupted write never leaves a half-written table.
@@ -249,6 +250,7 @@ def write_table(
         manifest: dataset metadata.
         labels: one mapping per label with keys ``label``, ``parents`` and optionally ``name``.
         splits: ``{"train": table, "val": table, "test": table}``.
+        row_group_size: rows per Parquet row group (smaller for images, so readers can stream).
     """
     import os
     import shutil
@@ -273,7 +275,7 @@ def write_table(
         )
         pq.write_table(tbl, tmp / LABELS_FILE)
         for split, table in splits.items():
-            pq.write_table(table, tmp / split_file(split), row_group_size=ROW_GROUP_SIZE)
+            pq.write_table(table, tmp / split_file(split), row_group_size=row_group_size)
         (tmp / MANIFEST_FILE).write_text(manifest.to_json())
         if root.exists():
             root.rmdir()

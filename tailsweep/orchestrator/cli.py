@@ -13,7 +13,7 @@ from rich.console import Console
 from .spec import SpecError
 
 console = Console(width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+err_console = Console(stderr=True, soft_wrap=True)  # errors keep paths and values on one line
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -199,6 +199,57 @@ def data_import_hmc(dataset, out, data_dir, preprocess, download):
     console.print(f"wrote {out}: {table.manifest.extra['hierarchy']} of {stats.num_labels} nodes, depth "
                   f"{int(table.depths.max())}, {table.manifest.extra['features']} features, "
                   f"{stats.n_train} train rows; {len(stats.zero_labels)} nodes without training positives")
+
+
+@data.command("import-images")
+@click.argument("csv_file", type=click.Path(dir_okay=False))
+@click.argument("image_dir", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--image-col", default="image", show_default=True, help="CSV column with the image path (relative to IMAGE_DIR).")
+@click.option("--ext", default="", help="Appended to every path (e.g. .jpg when the CSV holds bare ids).")
+@click.option("--labels-col", default="labels", show_default=True, help="CSV column with labels ('' for none).")
+@click.option("--label-sep", default=";", show_default=True, help="Separator of several labels in one cell.")
+@click.option("--attribute-cols", default="", help="Comma-separated yes/no columns; a yes makes the column's name a label.")
+@click.option("--group-col", default=None, help="Rows sharing this column's value land in one split (e.g. a contributor id).")
+@click.option("--taxonomy", type=click.Path(dir_okay=False), default=None, help="YAML parent: [children] (nested for deeper levels).")
+@click.option("--drop-labels", default="", help="Comma-separated labels to remove (rows left without labels are dropped).")
+@click.option("--splits", "fractions", default="0.7,0.15,0.15", show_default=True, help="train,val,test fractions.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the split.")
+@click.option("--max-side", type=int, default=None, help="Re-encode images whose shorter side is larger (JPEG q90).")
+@click.option("--skip-bad", is_flag=True, help="Leave out rows whose image is missing or unreadable (listed) instead of failing.")
+def data_import_images(csv_file, image_dir, out, image_col, ext, labels_col, label_sep, attribute_cols, group_col,
+                       taxonomy, drop_labels, fractions, seed, max_side, skip_bad):
+    """A CSV of images + their folder (+ a taxonomy) -> a label table at OUT, with seeded, stratified
+    (and optionally grouped) train/val/test splits and the image bytes inside Parquet."""
+    from rich.progress import Progress
+
+    from ..datasets import TableError, import_images, label_stats, validate_table
+
+    try:
+        frac = [float(x) for x in fractions.split(",")]
+    except ValueError:
+        _fail(f"--splits: expected three numbers like 0.7,0.15,0.15, got {fractions!r}")
+    split = lambda v: [x.strip() for x in v.split(",") if x.strip()]  # noqa: E731
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("reading images", total=None)
+            table, report = import_images(
+                csv_file, image_dir, out, image_col=image_col, labels_col=labels_col or None, label_sep=label_sep,
+                attribute_cols=split(attribute_cols), group_col=group_col, taxonomy=taxonomy,
+                drop_labels=split(drop_labels), ext=ext, fractions=frac, seed=seed, max_side=max_side,
+                skip_bad=skip_bad, progress=lambda i, n: progress.update(task, completed=i, total=n))
+    except TableError as exc:
+        _fail(str(exc))
+    for line in report.skipped:
+        console.print(f"[yellow]skipped[/] {line}")
+    errors = [p for p in validate_table(table.root) if p.severity == "error"]
+    if errors:
+        _fail(f"{out}: the written table does not validate:\n" + "\n".join(map(str, errors)))
+    stats = label_stats(table)
+    console.print(f"wrote {out}: {report.rows} images ({', '.join(f'{k} {v}' for k, v in report.split_rows.items())}; "
+                  f"groups {', '.join(f'{k} {v}' for k, v in report.split_groups.items())}), {stats.num_labels} labels "
+                  f"(depth {int(table.depths.max())}), {len(report.skipped)} skipped, dropped labels "
+                  f"{dict(report.dropped_labels) or 'none'}")
 
 
 @data.command("validate")

@@ -65,3 +65,14 @@ def test_schemes_lists_the_registry():
     names = json.loads(r.stdout)
     assert {"unweighted", "effective_number", "focal", "asymmetric"} <= set(names)
     assert names["effective_number"]["params"]["beta"]["default"] == 0.999
+
+
+def test_import_images_refuses_a_broken_csv_with_exit_1(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "items.csv").write_text("path,labels\nmissing.png,Shirt\n")
+    r = launch("data", "import-images", str(tmp_path / "items.csv"), str(tmp_path / "imgs"), str(tmp_path / "out"))
+    assert r.returncode == 2 and "column(s) ['image'] not found; the header has ['path', 'labels']" in r.stderr
+    r = launch("data", "import-images", str(tmp_path / "items.csv"), str(tmp_path / "imgs"), str(tmp_path / "out"),
+               "--image-col", "path")
+    assert r.returncode == 2 and "missing.png (row 2): file not found" in r.stderr and "--skip-bad" in r.stderr
+    assert not (tmp_path / "out").exists()
