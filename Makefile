@@ -38,13 +38,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 
 # The clothing recipe (issue 9): ../shared/data/clothing_dataset_full -> a hierarchical label table
-# (configs/clothing_taxonomy.yaml; `kids` as an attribute; annotation labels dropped; split by contributor).
+# (configs/taxonomies/clothing.yaml; `kids` as an attribute; annotation labels dropped; split by contributor).
 CLOTHING_SRC ?= ../shared/data/clothing_dataset_full
 CLOTHING_OUT ?= tailsweep-runs/data/clothing
 clothing-data: $(STAMP)
 	$(BIN)/launch data import-images $(CLOTHING_SRC)/labels.csv $(CLOTHING_SRC)/images $(CLOTHING_OUT) \
 	  --ext .jpg --labels-col label --attribute-cols kids --group-col sender_id \
-	  --taxonomy configs/clothing_taxonomy.yaml --drop-labels "Not sure,Skip" --skip-bad
+	  --taxonomy configs/taxonomies/clothing.yaml --drop-labels "Not sure,Skip" --skip-bad
 
 clean:
 	rm -rf $(VENV) tailsweep-runs .pytest_cache .ruff_cache

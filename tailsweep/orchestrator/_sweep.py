@@ -248,7 +248,7 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
     m, t = spec.model, spec.train
     worker_defaults = {
         "data": str(table.root), "stats": stats.to_dict(), "scheme": "", "backbone": m.backbone,
-        "image_size": m.image_size, "hidden": m.hidden, "layers": m.layers, "dropout": m.dropout,
+        "image_size": m.image_size, "weights": m.weights, "freeze": m.freeze, "hidden": m.hidden, "layers": m.layers, "dropout": m.dropout,
         "epochs": t.epochs, "batch_size": t.batch_size, "eval_batch_size": t.eval_batch_size,
         "optimizer": t.optimizer, "train_splits": tuple(t.train_splits), "final_model": t.final_model,
         "checkpoint_every_s": t.checkpoint_every_s, "lr": t.lr, "weight_decay": t.weight_decay, "momentum": t.momentum,

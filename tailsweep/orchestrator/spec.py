@@ -49,6 +49,10 @@ class ModelSpec(_Model):
     hidden: PosInt = 512
     layers: Annotated[int, Field(ge=0, le=16)] = 2
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    weights: str | None = Field(None, description="local state-dict file of pretrained weights for the backbone "
+                                                  "(never downloaded); efficientnet_lite0 ships its ImageNet weights")
+    freeze: bool = Field(False, description="keep the pretrained encoder fixed and train the head; with "
+                                            "train.augment off, embeddings are computed once and cached")
 
     @field_validator("backbone")
     @classmethod
@@ -58,6 +62,28 @@ class ModelSpec(_Model):
         if (why := check_backbone(v)) is not None:
             raise ValueError(why)
         return v
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_file(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        path = Path(v).expanduser().resolve()
+        if not path.is_file():
+            raise ValueError(f"{path} not found: model.weights names a local PyTorch state-dict file "
+                             "(pretrained weights are never downloaded at run time)")
+        return str(path)
+
+    @model_validator(mode="after")
+    def _pretrained(self) -> ModelSpec:
+        from ..trainables._models import BUNDLED
+
+        if self.freeze and self.backbone not in BUNDLED and self.weights is None:
+            raise ValueError(f"model.freeze: backbone '{self.backbone}' is randomly initialised; freezing it would "
+                             f"train on random features -- use {', '.join(BUNDLED)} or give model.weights")
+        if self.backbone == "mlp" and (self.freeze or self.weights):
+            raise ValueError("model.weights / model.freeze apply to image backbones, not 'mlp'")
+        return self
 
 
 class TrainSpec(_Model):

@@ -47,6 +47,8 @@ class WorkerConfig:
     oversample: str = "none"  # "lpros": duplicate rows of minority label paths (hierarchies)
     oversample_budget: float = 0.1
     backbone: str = "resnet18"
+    weights: str | None = None  # local state-dict file of a pretrained encoder (bundled backbones need none)
+    freeze: bool = False  # keep the pretrained encoder fixed; with augment off, heads train on cached embeddings
     image_size: int | None = None
     hidden: int = 512
     layers: int = 2
@@ -162,6 +164,16 @@ def train_loop_per_worker(config: dict) -> None:
     warmup.start()
     table = LabelTable(cfg.data)
     stats = LabelStats.from_dict(cfg.stats)
+    backbone, embed_s, images = cfg.backbone, 0.0, table.input_kind != "features"
+    if table.input_kind != "features" and cfg.freeze and not cfg.augment:
+        # A frozen encoder without augmentation gives every image the same embedding in every trial:
+        # one encoder pass per (table, encoder, image size), cached beside the table; the head trains on it.
+        from ._embed import embedding_table
+
+        t = time.perf_counter()
+        table, _ = embedding_table(table, cfg.backbone, cfg.image_size, cfg.weights, device,
+                                   log=print if rank == 0 else None)
+        backbone, embed_s = "mlp", time.perf_counter() - t
     train = concat_splits([load_split(table, s, cfg.image_size) for s in cfg.train_splits])
     if cfg.oversample == "lpros":  # the same duplicates on every rank (seeded)
         extra = lpros_indices(train.targets.numpy(), stats.parent_indices(), stats.depths, cfg.oversample_budget,
@@ -174,8 +186,10 @@ def train_loop_per_worker(config: dict) -> None:
     if SCHEMES[cfg.scheme].needs_ensemble:
         heads = int(scheme_params.get("heads", SCHEMES[cfg.scheme].params["heads"].default))
         if scheme_params.get("k") is None:
-            scheme_params["k"] = default_k(train.is_image)
-    model = build_model(cfg.backbone, stats.num_labels, in_features, cfg.hidden, cfg.layers, cfg.dropout, heads)
+            scheme_params["k"] = default_k(images)
+    _seed_everything(cfg.seed)  # the head's initial weights do not depend on what ran before (e.g. an embedding pass)
+    model = build_model(backbone, stats.num_labels, in_features, cfg.hidden, cfg.layers, cfg.dropout, heads,
+                        weights=cfg.weights if backbone != "mlp" else None, freeze=cfg.freeze and backbone != "mlp")
     if train.is_image and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     warmup.join()
@@ -253,6 +267,7 @@ def train_loop_per_worker(config: dict) -> None:
             "time/eval_s": time.perf_counter() - t1,
             "time/train_samples_per_s": seen * world / train_time if train_time > 0 else 0.0,
             "time/first_step": first_step_time or 0.0,
+            "time/embed_s": embed_s,
         })
         score = metrics.get(cfg.select_metric, -math.inf)
         score = -math.inf if score is None or (isinstance(score, float) and math.isnan(score)) else score

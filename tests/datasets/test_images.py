@@ -116,7 +116,7 @@ def test_the_clothing_recipe(tmp_path):
     from tailsweep.datasets import label_stats
 
     src = SHARED_DATA / "clothing_dataset_full"
-    taxonomy = Path(__file__).resolve().parents[2] / "configs" / "clothing_taxonomy.yaml"
+    taxonomy = Path(__file__).resolve().parents[2] / "configs" / "taxonomies" / "clothing.yaml"
     table, report = import_images(src / "labels.csv", src / "images", tmp_path / "clothing", labels_col="label",
                                   ext=".jpg", attribute_cols=["kids"], group_col="sender_id", taxonomy=taxonomy,
                                   drop_labels=["Not sure", "Skip"], skip_bad=True)

@@ -40,3 +40,21 @@ def test_hierarchical_variants_train(features_table, overrides):
     result = _fit(features_table, **overrides)
     m = result.metrics
     assert m["epoch"] == 2 and 0 < m["test/micro_auprc"] <= 1 and "test/recall_depth2" in m
+
+
+def test_frozen_pretrained_encoder_embeds_once_and_reuses_the_cache(image_table):
+    from tailsweep.trainables._embed import CACHE_DIR
+
+    opts = {"backbone": "efficientnet_lite0", "freeze": True, "augment": False, "image_size": 32, "layers": 0,
+            "batch_size": 8, "epochs": 1}
+    first = _fit(image_table, **opts).metrics
+    caches = list((image_table.root / CACHE_DIR).glob("efficientnet_lite0-32px-bundled"))
+    assert len(caches) == 1 and (caches[0] / "train.parquet").is_file()
+    second = _fit(image_table, **opts).metrics
+    assert first["time/embed_s"] > 0 and second["time/embed_s"] < first["time/embed_s"]
+    assert second["test/micro_auprc"] == pytest.approx(first["test/micro_auprc"])  # same embeddings, same seed
+
+
+def test_fine_tuning_the_pretrained_encoder(image_table):
+    m = _fit(image_table, backbone="efficientnet_lite0", image_size=32, layers=0, batch_size=8, epochs=1).metrics
+    assert m["epoch"] == 1 and "test/micro_auprc" in m and m["time/embed_s"] == 0
