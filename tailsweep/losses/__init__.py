@@ -14,21 +14,33 @@ from ._ensemble import (
 )
 from ._flat import (
     AsymmetricLoss,
+    DistributionBalancedLoss,
     EffectiveNumberBCE,
     FocalLoss,
     InverseFrequencyBCE,
+    LogitAdjustedBCE,
     PosWeightBCE,
     SqrtInverseFrequencyBCE,
     UnweightedBCE,
     WeightedBCE,
+    focal_factor,
 )
 from ._hierarchy import Hierarchy, MCLoss, node_imbalance_weights, subtree_counts
 from ._registry import SCHEMES, Param, SchemeInfo, UnknownSchemeError, build_loss, get_scheme
-from ._weights import effective_number_weights, inverse_frequency_weights, pos_weight_weights
+from ._weights import (
+    distribution_balanced_bias,
+    effective_number_weights,
+    inverse_counts,
+    inverse_frequency_weights,
+    log_prior_odds,
+    logit_adjustments,
+    pos_weight_weights,
+)
 
 __all__ = [
     "SCHEMES",
     "AsymmetricLoss",
+    "DistributionBalancedLoss",
     "EffectiveNumberBCE",
     "FocalLoss",
     "Hierarchy",
@@ -41,6 +53,7 @@ __all__ = [
     "schedule_fraction",
     "uncertainty",
     "InverseFrequencyBCE",
+    "LogitAdjustedBCE",
     "Param",
     "PosWeightBCE",
     "SchemeInfo",
@@ -49,9 +62,14 @@ __all__ = [
     "UnweightedBCE",
     "WeightedBCE",
     "build_loss",
+    "distribution_balanced_bias",
     "effective_number_weights",
+    "focal_factor",
     "get_scheme",
+    "inverse_counts",
     "inverse_frequency_weights",
+    "log_prior_odds",
+    "logit_adjustments",
     "node_imbalance_weights",
     "pos_weight_weights",
     "subtree_counts",

@@ -2,44 +2,117 @@
 
 Every loss takes logits and {0,1} targets of shape (B, C) and returns the **mean** over B x C.
 Weights live in registered buffers: they move with ``.to(device)`` and are checkpointed.
+
+Focal modifier: every frequency scheme except ``focal`` and ``asymmetric`` (which focus on their own)
+takes ``focal_gamma`` (None = off). When set, each loss element is multiplied by (1 - p_t)^gamma,
+p_t = p for y = 1 and 1 - p for y = 0, with p the sigmoid of the logit the loss itself sees (the shifted
+logit for logit_adjusted and distribution_balanced), not detached -- as the focal loss does:
+
+    element = weight_element * (1 - p_t)^gamma * BCE element.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..datasets import LabelStats
-from ._weights import effective_number_weights, inverse_frequency_weights, pos_weight_weights
+from ._weights import (
+    distribution_balanced_bias,
+    effective_number_weights,
+    inverse_counts,
+    inverse_frequency_weights,
+    logit_adjustments,
+    pos_weight_weights,
+)
 
 
 def _buffer(x) -> torch.Tensor:
     return torch.as_tensor(x, dtype=torch.float32)
 
 
+def check_focal_gamma(focal_gamma=None, **_) -> list[str]:
+    """Problems with the focal modifier (empty: fine). Shared by the spec check and the constructors."""
+    if focal_gamma is None:
+        return []
+    if isinstance(focal_gamma, bool) or not isinstance(focal_gamma, int | float) or not focal_gamma >= 0:
+        return [f"focal_gamma must be >= 0 (or null: off), got {focal_gamma!r}"]
+    return []
+
+
+def check_distribution_balanced_params(alpha=0.1, beta=10.0, mu=0.2, lam=2.0, kappa=0.05,
+                                       focal_gamma=None) -> list[str]:
+    """Problems with a distribution_balanced parameter set (empty: fine)."""
+    problems = []
+    if alpha is None or not alpha >= 0:
+        problems.append(f"alpha (floor of the re-balancing weight) must be >= 0, got {alpha}")
+    if beta is None or not beta >= 0:
+        problems.append(f"beta (slope of the re-balancing map) must be >= 0, got {beta}")
+    if mu is None or not math.isfinite(mu):
+        problems.append(f"mu (centre of the re-balancing map) must be a finite number, got {mu}")
+    if lam is None or not lam > 0:
+        problems.append(f"lam (lambda, the negative-tolerant scale) must be > 0, got {lam}")
+    if kappa is None or not math.isfinite(kappa):
+        problems.append(f"kappa (logit bias scale) must be a finite number, got {kappa}")
+    return problems + check_focal_gamma(focal_gamma)
+
+
+def check_logit_adjusted_params(tau=1.0, focal_gamma=None) -> list[str]:
+    """Problems with a logit_adjusted parameter set (empty: fine)."""
+    problems = [] if tau is not None and tau >= 0 else [f"tau must be >= 0, got {tau}"]
+    return problems + check_focal_gamma(focal_gamma)
+
+
+def _raise(scheme: str, problems: list[str]) -> None:
+    if problems:
+        raise ValueError(f"{scheme}: " + "; ".join(problems))
+
+
+def focal_factor(logits: torch.Tensor, targets: torch.Tensor, gamma: float) -> torch.Tensor:
+    """(1 - p_t)^gamma elementwise, p = sigmoid(logits), p_t = p for y = 1 and 1 - p for y = 0.
+
+    Computed as exp(gamma * log(1 - p_t)) with log(1 - p_t) = logsigmoid(-z) for y = 1 and
+    logsigmoid(z) for y = 0: exact for {0, 1} targets, finite with finite gradients at any logit
+    (a plain pow has an infinite derivative at 1 - p_t = 0 for gamma < 1).
+    """
+    log_q = targets * F.logsigmoid(-logits) + (1 - targets) * F.logsigmoid(logits)
+    return torch.exp(gamma * log_q)
+
+
 class WeightedBCE(nn.Module):
     """BCE with separate per-label weights for positive and negative targets.
 
-    loss_ij = -[w+_j y_ij log p_ij + w-_j (1 - y_ij) log(1 - p_ij)], mean over (B, C).
+    loss_ij = -[w+_j y_ij log p_ij + w-_j (1 - y_ij) log(1 - p_ij)] * f_ij, mean over (B, C),
+    f_ij = (1 - p_t)^focal_gamma when the focal modifier is on, else 1.
     The common base of every frequency-weighting scheme.
 
     Args:
         pos_weight: w+, shape (C,).
         neg_weight: w-, shape (C,); ones when omitted.
+        focal_gamma: focal modifier exponent >= 0, or None (off).
     """
 
-    def __init__(self, pos_weight: torch.Tensor, neg_weight: torch.Tensor | None = None):
+    scheme = "weighted_bce"
+
+    def __init__(self, pos_weight: torch.Tensor, neg_weight: torch.Tensor | None = None,
+                 focal_gamma: float | None = None):
         super().__init__()
+        _raise(self.scheme, check_focal_gamma(focal_gamma))
         pos_weight = _buffer(pos_weight)
         self.register_buffer("pos_weight", pos_weight)
         self.register_buffer("neg_weight", _buffer(neg_weight) if neg_weight is not None else torch.ones_like(pos_weight))
+        self.focal_gamma = None if focal_gamma is None else float(focal_gamma)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         targets = targets.to(logits.dtype)
         # log p = -softplus(-z), log(1 - p) = -softplus(z): stable for any z.
         loss = self.pos_weight * targets * F.softplus(-logits) + self.neg_weight * (1 - targets) * F.softplus(logits)
+        if self.focal_gamma is not None:
+            loss = loss * focal_factor(logits, targets, self.focal_gamma)
         return loss.mean()
 
     def weight_table(self) -> dict[str, list[float]]:
@@ -49,33 +122,44 @@ class WeightedBCE(nn.Module):
 class UnweightedBCE(WeightedBCE):
     """Plain BCE, the baseline of both seed papers. Equals ``binary_cross_entropy_with_logits``."""
 
+    scheme = "unweighted"
+
     @classmethod
-    def from_label_stats(cls, stats: LabelStats) -> UnweightedBCE:
-        return cls(torch.ones(stats.num_labels))
+    def from_label_stats(cls, stats: LabelStats, focal_gamma: float | None = None) -> UnweightedBCE:
+        return cls(torch.ones(stats.num_labels), focal_gamma=focal_gamma)
 
 
 class InverseFrequencyBCE(WeightedBCE):
     """Positives weighted by 1/n_j (mean 1 over labels); the first seed's (Shen et al.) baseline."""
 
+    scheme = "inverse_frequency"
+
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, max_weight: float | None = None) -> InverseFrequencyBCE:
-        return cls(inverse_frequency_weights(stats.counts, 1.0, max_weight))
+    def from_label_stats(cls, stats: LabelStats, max_weight: float | None = None,
+                         focal_gamma: float | None = None) -> InverseFrequencyBCE:
+        return cls(inverse_frequency_weights(stats.counts, 1.0, max_weight), focal_gamma=focal_gamma)
 
 
 class SqrtInverseFrequencyBCE(WeightedBCE):
     """Positives weighted by 1/sqrt(n_j) (mean 1 over labels): a softer inverse frequency."""
 
+    scheme = "sqrt_inverse_frequency"
+
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, max_weight: float | None = None) -> SqrtInverseFrequencyBCE:
-        return cls(inverse_frequency_weights(stats.counts, 0.5, max_weight))
+    def from_label_stats(cls, stats: LabelStats, max_weight: float | None = None,
+                         focal_gamma: float | None = None) -> SqrtInverseFrequencyBCE:
+        return cls(inverse_frequency_weights(stats.counts, 0.5, max_weight), focal_gamma=focal_gamma)
 
 
 class PosWeightBCE(WeightedBCE):
     """Positives weighted by (N - n_j) / n_j, as ``BCEWithLogitsLoss(pos_weight=...)``."""
 
+    scheme = "pos_weight"
+
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, max_weight: float | None = None) -> PosWeightBCE:
-        return cls(pos_weight_weights(stats.counts, stats.n_train, max_weight))
+    def from_label_stats(cls, stats: LabelStats, max_weight: float | None = None,
+                         focal_gamma: float | None = None) -> PosWeightBCE:
+        return cls(pos_weight_weights(stats.counts, stats.n_train, max_weight), focal_gamma=focal_gamma)
 
 
 class EffectiveNumberBCE(WeightedBCE):
@@ -87,10 +171,13 @@ class EffectiveNumberBCE(WeightedBCE):
     so tailsweep offers this standard family, with beta searchable, as its proposed method.
     """
 
+    scheme = "effective_number"
+
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, beta: float = 0.999) -> EffectiveNumberBCE:
+    def from_label_stats(cls, stats: LabelStats, beta: float = 0.999,
+                         focal_gamma: float | None = None) -> EffectiveNumberBCE:
         w_pos, w_neg = effective_number_weights(stats.counts, stats.n_train, beta)
-        return cls(w_pos, w_neg)
+        return cls(w_pos, w_neg, focal_gamma=focal_gamma)
 
 
 class FocalLoss(nn.Module):
@@ -170,3 +257,116 @@ class AsymmetricLoss(nn.Module):
 
     def weight_table(self) -> dict[str, list[float]]:
         return {"gamma_pos": [self.gamma_pos], "gamma_neg": [self.gamma_neg], "clip": [self.clip]}
+
+
+class LogitAdjustedBCE(nn.Module):
+    """Logit-adjusted BCE, sigmoid form (Menon et al., ICLR 2021), mean-reduced.
+
+    Training: BCE(z_j + s_j, y) with s_j = tau * log(n_j / (N - n_j)), the label's prior log-odds
+    scaled by tau (a rare label's logit is pushed down during training, so the model must raise it).
+    Inference uses the plain z: only the loss shifts, the model output is untouched.
+    Labels with n_j = 0 or n_j = N have no finite prior log-odds and get s_j = 0.
+    tau = 0 is plain BCE.
+
+    Args:
+        logit_shift: s, shape (C,).
+        focal_gamma: focal modifier exponent >= 0 on p = sigmoid(z + s), or None (off).
+    """
+
+    scheme = "logit_adjusted"
+
+    def __init__(self, logit_shift: torch.Tensor, focal_gamma: float | None = None):
+        super().__init__()
+        _raise(self.scheme, check_focal_gamma(focal_gamma))
+        self.register_buffer("logit_shift", _buffer(logit_shift))
+        self.focal_gamma = None if focal_gamma is None else float(focal_gamma)
+
+    @classmethod
+    def from_label_stats(cls, stats: LabelStats, tau: float = 1.0,
+                         focal_gamma: float | None = None) -> LogitAdjustedBCE:
+        _raise(cls.scheme, check_logit_adjusted_params(tau, focal_gamma))
+        return cls(logit_adjustments(stats.counts, stats.n_train, float(tau)), focal_gamma)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        z = logits.float() + self.logit_shift
+        targets = targets.to(z.dtype)
+        loss = targets * F.softplus(-z) + (1 - targets) * F.softplus(z)
+        if self.focal_gamma is not None:
+            loss = loss * focal_factor(z, targets, self.focal_gamma)
+        return loss.mean()
+
+    def weight_table(self) -> dict[str, list[float]]:
+        return {"logit_shift": self.logit_shift.tolist()}
+
+
+class DistributionBalancedLoss(nn.Module):
+    """Distribution-balanced loss (Wu et al., ECCV 2020), mean-reduced.
+
+    Re-balancing: P^C_j = 1/n_j (class-level sampling frequency; the paper's common 1/C cancels),
+    P^I_i = sum over the row's positive labels k of 1/n_k (instance-level), r_ij = P^C_j / P^I_i and
+    r-hat_ij = alpha + sigmoid(beta (r_ij - mu)). As in the paper (and its code, "pos and neg are equally
+    treated"), r-hat multiplies the whole loss element, positive and negative targets alike.
+
+    Negative-tolerant regularisation: with nu_j = -kappa log(N/n_j - 1) and z' = z - nu,
+
+        element_ij = r-hat_ij * [ y softplus(-z') + (1 - y) (1/lam) softplus(lam z') ]  (* focal factor)
+
+    mean over (B, C). The shift only applies inside the loss; inference uses the raw z.
+
+    Edge cases (documented choices):
+      * a row with no positive label (or only positives of labels with n_k = 0) has P^I = 0 and r
+        undefined: that row gets r-hat = 1 on every label;
+      * a label with n_j = 0 has no P^C: its column gets r-hat = 1 (METHODS: unseen labels get weight 1)
+        and it adds nothing to any row's P^I;
+      * nu_j = 0 where n_j = 0 or n_j = N (log(N/n_j - 1) is infinite there).
+    Note: the authors' public code adds the bias (z + nu) where the paper and METHODS.md write z - nu;
+    tailsweep follows METHODS.md. kappa may be negative, which gives the code's direction.
+
+    Args:
+        inv_freq: 1/n_j with 0 for n_j = 0, shape (C,).
+        nu: the bias nu, shape (C,).
+        alpha, beta, mu: the smoothing map of r.
+        lam: the negative-tolerant scale lambda > 0.
+        focal_gamma: focal modifier exponent >= 0 on p = sigmoid(z - nu), or None (off).
+    """
+
+    scheme = "distribution_balanced"
+
+    def __init__(self, inv_freq: torch.Tensor, nu: torch.Tensor, alpha: float = 0.1, beta: float = 10.0,
+                 mu: float = 0.2, lam: float = 2.0, focal_gamma: float | None = None):
+        super().__init__()
+        _raise(self.scheme, check_distribution_balanced_params(alpha, beta, mu, lam, 0.0, focal_gamma))
+        self.register_buffer("inv_freq", _buffer(inv_freq))
+        self.register_buffer("nu", _buffer(nu))
+        self.alpha, self.beta, self.mu, self.lam = float(alpha), float(beta), float(mu), float(lam)
+        self.focal_gamma = None if focal_gamma is None else float(focal_gamma)
+
+    @classmethod
+    def from_label_stats(cls, stats: LabelStats, alpha: float = 0.1, beta: float = 10.0, mu: float = 0.2,
+                         lam: float = 2.0, kappa: float = 0.05,
+                         focal_gamma: float | None = None) -> DistributionBalancedLoss:
+        _raise(cls.scheme, check_distribution_balanced_params(alpha, beta, mu, lam, kappa, focal_gamma))
+        nu = distribution_balanced_bias(stats.counts, stats.n_train, float(kappa))
+        return cls(inverse_counts(stats.counts), nu, alpha, beta, mu, lam, focal_gamma)
+
+    def rebalance_weight(self, targets: torch.Tensor) -> torch.Tensor:
+        """r-hat per (sample, label), shape (B, C); no gradient (a function of the targets only)."""
+        y = targets.to(self.inv_freq.dtype)
+        p_inst = (y * self.inv_freq).sum(dim=1, keepdim=True)  # P^I_i, (B, 1)
+        defined = (p_inst > 0) & (self.inv_freq > 0)  # (B, C)
+        r = self.inv_freq / torch.where(p_inst > 0, p_inst, torch.ones_like(p_inst))
+        r_hat = self.alpha + torch.sigmoid(self.beta * (r - self.mu))
+        return torch.where(defined, r_hat, torch.ones_like(r_hat))
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        z = logits.float() - self.nu
+        targets = targets.to(z.dtype)
+        loss = targets * F.softplus(-z) + (1 - targets) * F.softplus(self.lam * z) / self.lam
+        if self.focal_gamma is not None:
+            loss = loss * focal_factor(z, targets, self.focal_gamma)
+        return (self.rebalance_weight(targets) * loss).mean()
+
+    def weight_table(self) -> dict[str, list[float]]:
+        # logit_shift = -nu: what is added to z during training (same meaning as logit_adjusted's).
+        return {"inv_freq": self.inv_freq.tolist(), "nu": self.nu.tolist(),
+                "logit_shift": (0.0 - self.nu).tolist()}

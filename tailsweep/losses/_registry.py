@@ -19,12 +19,17 @@ from ._ensemble import (
 )
 from ._flat import (
     AsymmetricLoss,
+    DistributionBalancedLoss,
     EffectiveNumberBCE,
     FocalLoss,
     InverseFrequencyBCE,
+    LogitAdjustedBCE,
     PosWeightBCE,
     SqrtInverseFrequencyBCE,
     UnweightedBCE,
+    check_distribution_balanced_params,
+    check_focal_gamma,
+    check_logit_adjusted_params,
 )
 from ._hierarchy import MCLoss
 
@@ -104,26 +109,51 @@ _NODE_PARAMS = {
     "mix": Param(1.0, quiet=True, doc="lambda of the mixed loss lambda*weighted + (1-lambda)*unweighted; 1 = off"),
 }
 
+# The focal modifier, on every flat scheme but focal and asymmetric (which focus on their own):
+# each loss element times (1 - p_t)^focal_gamma. Off (null) by default, so left out of trial labels.
+_FOCAL = {"focal_gamma": Param(None, 0.5, 3.0, nullable=True, quiet=True,
+                               doc="focal modifier: multiply each element by (1 - p_t)^focal_gamma, >= 0; null: off")}
+_MAX_WEIGHT = {"max_weight": Param(None, nullable=True, doc="clip weights at this value (null: no clip)")}
+
 SCHEMES: dict[str, SchemeInfo] = {
     "unweighted": SchemeInfo(
-        "unweighted", UnweightedBCE, "plain BCE", "baseline of both seed papers"),
+        "unweighted", UnweightedBCE, "plain BCE", "baseline of both seed papers",
+        dict(_FOCAL), check=check_focal_gamma),
     "inverse_frequency": SchemeInfo(
         "inverse_frequency", InverseFrequencyBCE, "positives weighted 1/n_j (mean 1)",
         "baseline of Shen, Agrawal, Cheng, arXiv 2305.04379",
-        {"max_weight": Param(None, nullable=True, doc="clip weights at this value (null: no clip)")}),
+        _MAX_WEIGHT | _FOCAL, check=check_focal_gamma),
     "sqrt_inverse_frequency": SchemeInfo(
         "sqrt_inverse_frequency", SqrtInverseFrequencyBCE, "positives weighted 1/sqrt(n_j) (mean 1)",
         "common practice (e.g. Mahajan et al., ECCV 2018)",
-        {"max_weight": Param(None, nullable=True, doc="clip weights at this value (null: no clip)")}),
+        _MAX_WEIGHT | _FOCAL, check=check_focal_gamma),
     "pos_weight": SchemeInfo(
         "pos_weight", PosWeightBCE, "positives weighted (N-n_j)/n_j, as BCEWithLogitsLoss(pos_weight)",
         "common practice (PyTorch BCEWithLogitsLoss)",
-        {"max_weight": Param(None, nullable=True, doc="clip weights at this value (null: no clip)")}),
+        _MAX_WEIGHT | _FOCAL, check=check_focal_gamma),
     "effective_number": SchemeInfo(
         "effective_number", EffectiveNumberBCE,
         "class-balanced by effective number; beta=0 unweighted, beta->1 inverse frequency",
         "Cui et al., CVPR 2019; tailsweep's reading of Shen et al., arXiv 2305.04379",
-        {"beta": Param(0.999, 0.9, 0.9999, "log1m", doc="in [0, 1); larger = closer to inverse frequency")}),
+        {"beta": Param(0.999, 0.9, 0.9999, "log1m", doc="in [0, 1); larger = closer to inverse frequency"),
+         **_FOCAL}, check=check_focal_gamma),
+    "distribution_balanced": SchemeInfo(
+        "distribution_balanced", DistributionBalancedLoss,
+        "re-balancing weight alpha + sigmoid(beta (r - mu)), r = (1/n_j) / sum of 1/n_k over the row's "
+        "positives, on a negative-tolerant BCE of z - nu, nu_j = -kappa log(N/n_j - 1)",
+        "Wu et al., ECCV 2020 (distribution-balanced loss)",
+        {"alpha": Param(0.1, doc="floor of the re-balancing weight, >= 0"),
+         "beta": Param(10.0, doc="slope of the re-balancing map, >= 0"),
+         "mu": Param(0.2, doc="centre of the re-balancing map"),
+         "lam": Param(2.0, 1.0, 5.0, doc="lambda, negative-tolerant scale > 0: negatives (1/lam) softplus(lam (z - nu))"),
+         "kappa": Param(0.05, 0.0, 0.2, doc="scale of the class bias nu_j = -kappa log(N/n_j - 1); 0 = no shift"),
+         **_FOCAL}, check=check_distribution_balanced_params),
+    "logit_adjusted": SchemeInfo(
+        "logit_adjusted", LogitAdjustedBCE,
+        "BCE on z_j + tau log(n_j / (N - n_j)) in training, plain z at inference; tau=0 unweighted",
+        "Menon et al., ICLR 2021 (logit adjustment, sigmoid form)",
+        {"tau": Param(1.0, 0.25, 2.0, doc="scale of the prior log-odds shift, >= 0; 0 = plain BCE"),
+         **_FOCAL}, check=check_logit_adjusted_params),
     "focal": SchemeInfo(
         "focal", FocalLoss, "(1-p_t)^gamma modulation with alpha balance", "Lin et al., ICCV 2017",
         {"gamma": Param(2.0, 0.5, 3.0, doc="focusing parameter >= 0"),

@@ -59,3 +59,42 @@ def effective_number_weights(counts: np.ndarray, n_train: int, beta: float) -> t
         return _normalise(raw, valid)
 
     return one(counts), one(negs)
+
+
+def inverse_counts(counts: np.ndarray) -> np.ndarray:
+    """Raw 1 / n_j, unnormalised (distribution_balanced's class-level sampling frequency P^C_j, up to
+    the common factor 1/C, which cancels in its ratio). Labels with n_j = 0 get 0: they never occur as
+    a training positive, so they add nothing to an instance's frequency P^I."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return np.where(counts > 0, 1.0 / np.maximum(counts, 1.0), 0.0)
+
+
+def log_prior_odds(counts: np.ndarray, n_train: int) -> np.ndarray:
+    """log(n_j / (N - n_j)) = -log(N / n_j - 1), the logit of the label prior n_j / N.
+
+    Undefined (infinite) for n_j = 0 and n_j = N; those labels get 0 (no shift), so a label that is
+    never, or always, positive in training is left as plain BCE.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    valid = (counts > 0) & (counts < n_train)
+    safe_n = np.where(valid, counts, 1.0)
+    safe_rest = np.where(valid, n_train - counts, 1.0)
+    return np.where(valid, np.log(safe_n) - np.log(safe_rest), 0.0)
+
+
+def distribution_balanced_bias(counts: np.ndarray, n_train: int, kappa: float) -> np.ndarray:
+    """Negative-tolerant regularisation bias nu_j = -kappa * log(N / n_j - 1) (Wu et al., ECCV 2020).
+
+    The loss sees z - nu. nu_j = 0 where n_j = 0 or n_j = N (see :func:`log_prior_odds`).
+    """
+    return kappa * log_prior_odds(counts, n_train)
+
+
+def logit_adjustments(counts: np.ndarray, n_train: int, tau: float) -> np.ndarray:
+    """Sigmoid logit adjustment s_j = tau * log(n_j / (N - n_j)) (Menon et al., ICLR 2021).
+
+    The loss sees z + s during training; inference uses plain z. s_j = 0 where n_j = 0 or n_j = N.
+    """
+    if tau is None or tau < 0:
+        raise ValueError(f"logit_adjusted: tau must be >= 0, got {tau}")
+    return tau * log_prior_odds(counts, n_train)

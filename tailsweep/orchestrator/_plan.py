@@ -15,7 +15,7 @@ from ..losses import SCHEMES, Param
 from .spec import SweepSpec
 
 SYMBOLS = {"beta": "β", "gamma": "γ", "alpha": "α", "gamma_pos": "γ+", "gamma_neg": "γ-", "clip": "m",
-           "max_weight": "wmax"}
+           "max_weight": "wmax", "tau": "τ", "lam": "λ", "kappa": "κ", "mu": "μ", "focal_gamma": "focal γ", "omega": "ω"}
 
 
 def _fmt(v) -> str:

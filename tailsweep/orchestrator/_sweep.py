@@ -196,6 +196,14 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
             tracking.client.log_artifact(parent_run_id, str(report_dir / f))
         _report.print_table(summary, spec.search.metric, console)
         _log_summary(tracking, parent_run_id, summary)
+        try:  # the full report (tables, tests, plots) from what MLflow now holds; logged under report/
+            from ._analysis import write_report
+
+            md, _ = write_report(tracking.uri, sweep_id, report_dir / "report", experiment=spec.tracking.experiment)
+            console.print(f"report: {md} (and report.html beside it; in MLflow under the parent run's report/)")
+        except Exception as exc:  # noqa: BLE001 -- a plotting failure must not lose the sweep's results
+            console.print(f"[yellow]the full report was not written ({type(exc).__name__}: {exc}); "
+                          f"run `launch report {sweep_id}` to retry[/]")
         errors = sum(r["status"] == "ERROR" for r in rows)
         tracking.set_tags(parent_run_id, {"trials_failed": errors})
         # Tune ends a sweep early and in order on Ctrl-C; with FIFO every trial that did not fail

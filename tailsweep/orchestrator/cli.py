@@ -106,6 +106,44 @@ def schemes(as_json):
     console.print(table)
 
 
+@main.command()
+@click.argument("sweep", default="latest")
+@click.option("--dir", "runs_dir", default="tailsweep-runs", show_default=True, help="The sweeps' tracking.dir.")
+@click.option("--uri", default=None, help="MLflow tracking URI (default: the SQLite store under --dir).")
+@click.option("--experiment", default=None, help="MLflow experiment (default: search all).")
+@click.option("--out", default=None, help="A folder, or a .md file (its PNGs/HTML go in a sibling folder); "
+                                          "default <dir>/sweeps/<sweep id>/report/.")
+@click.option("--baseline", default="unweighted", show_default=True, help="Setting the paired tests compare against.")
+@click.option("--title", default=None, help="Report title.")
+def report(sweep, runs_dir, uri, experiment, out, baseline, title):
+    """Write the comparison report of SWEEP (an id, a unique prefix, or 'latest') from MLflow:
+    mean ± std and 95 % CI per scheme, frequency buckets, paired Wilcoxon tests, plots; Markdown + PNG + HTML,
+    logged to the sweep's parent run."""
+    from ._analysis import ReportError, write_report
+
+    root = Path(runs_dir).expanduser().resolve()
+    if uri is None:
+        db = root / "mlflow.db"
+        if not db.is_file():
+            _fail(f"no MLflow store at {db}; pass --dir (the sweep's tracking.dir) or --uri")
+        uri = f"sqlite:///{db}"
+    try:
+        from ._analysis import find_sweep
+
+        if out is None:
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(uri)
+            sweep_id, _ = find_sweep(client, [e.experiment_id for e in client.search_experiments()], sweep)
+            out = root / "sweeps" / sweep_id / "report"
+        md, data = write_report(uri, sweep, Path(out), experiment, baseline, title)
+    except ReportError as exc:
+        _fail(str(exc))
+    missing = [t for t in data.trials if not t.complete]
+    console.print(f"wrote {md} ({len(data.trials) - len(missing)}/{len(data.trials)} trials complete"
+                  + (f"; missing: {', '.join(f'{t.name} ({t.status})' for t in missing)}" if missing else "") + ")")
+
+
 @main.group()
 def reproduce():
     """Reproduce published results (resumable: finished runs are recorded and skipped)."""

@@ -133,7 +133,8 @@ def evaluate(model, data: SplitTensors, stats: LabelStats, device, cfg: WorkerCo
     shard = data.select(idx)
     p = _gather(predict(model, shard, device, cfg.eval_batch_size, autocast, hierarchy), world)
     y = _gather(shard.targets.numpy(), world)
-    return compute_metrics(y, p, stats)
+    metrics, rows = compute_metrics(y, p, stats)
+    return metrics, rows, y, p
 
 
 def _write_csv(path: Path, rows: list[dict]) -> Path:
@@ -257,7 +258,7 @@ def train_loop_per_worker(config: dict) -> None:
         train_time = time.perf_counter() - t0
 
         t1 = time.perf_counter()
-        val_metrics, _ = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast, hierarchy)
+        val_metrics, *_ = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast, hierarchy)
         metrics = {f"val/{k}": v for k, v in val_metrics.items()}
         metrics.update({
             "epoch": epoch + 1,
@@ -280,11 +281,12 @@ def train_loop_per_worker(config: dict) -> None:
         if last:  # test with the best weights, in the same (final) report
             raw_model.load_state_dict(best_state)  # training is over: the final checkpoint keeps only these
             test = load_split(table, "test", cfg.image_size)
-            test_metrics, test_rows = evaluate(raw_model, test, stats, device, cfg, rank, world, autocast, hierarchy)
-            _, val_rows = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast, hierarchy)
+            test_metrics, test_rows, test_y, test_p = evaluate(raw_model, test, stats, device, cfg, rank, world,
+                                                               autocast, hierarchy)
+            _, val_rows, *_ = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast, hierarchy)
             metrics.update({f"test/{k}": v for k, v in test_metrics.items()})
             if rank == 0 and cfg.tracking_uri and cfg.run_id:
-                _log_trial_artifacts(cfg, loss_fn, stats, val_rows, test_rows)
+                _log_trial_artifacts(cfg, loss_fn, stats, val_rows, test_rows, rare_predictions(stats, test_y, test_p))
 
         # --- checkpoint + report (checkpoint from rank 0 only) ----------------------------------
         # Checkpoints are written at most every checkpoint_every_s (and after the last epoch): with
@@ -311,12 +313,24 @@ def train_loop_per_worker(config: dict) -> None:
             ray.train.report(metrics, checkpoint=checkpoint)
 
 
-def _log_trial_artifacts(cfg: WorkerConfig, loss_fn, stats: LabelStats, val_rows, test_rows) -> None:
+RARE_LABELS = 6  # test predictions of this many rarest labels are kept (PR curves in `launch report`)
+
+
+def rare_predictions(stats: LabelStats, y: np.ndarray, p: np.ndarray, k: int = RARE_LABELS) -> list[dict]:
+    """(row, label, y, p) of the ``k`` rarest labels (by training count) that have a test positive."""
+    order = [j for j in np.argsort(stats.counts, kind="stable") if stats.counts[j] > 0 and y[:, j].any()][:k]
+    return [{"row": i, "label": stats.labels[j], "train_count": int(stats.counts[j]), "y": int(y[i, j]),
+             "p": float(p[i, j])} for j in order for i in range(len(y))]
+
+
+def _log_trial_artifacts(cfg: WorkerConfig, loss_fn, stats: LabelStats, val_rows, test_rows, rare_rows) -> None:
     from ._tracking import log_artifacts
 
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         files = [_write_csv(d / "per_label_val.csv", val_rows), _write_csv(d / "per_label_test.csv", test_rows)]
+        if rare_rows:
+            files.append(_write_csv(d / "rare_labels_test_predictions.csv", rare_rows))
         table = loss_fn.weight_table() if hasattr(loss_fn, "weight_table") else {}
         weights = {"scheme": cfg.scheme, "params": cfg.scheme_params, "labels": list(stats.labels),
                    "train_count": [int(c) for c in stats.counts], **table}

@@ -68,6 +68,17 @@ def test_sweep_statuses_metrics_and_artifacts(tmp_path):
     assert {"report.md", "trials.csv", "label_stats.csv", "spec.yaml"} <= parent_arts
     report = (result.report_dir / "report.md").read_text()
     assert "unweighted" in report and "test macro-F1" in report
+    # the full report still works with a failed (and maybe early-stopped) trial, and says what is missing
+    assert {"report/report.md", "report/report.html", "report/per_label_f1.png"} <= {
+        a.path for a in client.list_artifacts(result.parent_run_id, "report")}
+    full = (result.report_dir / "report" / "report.md").read_text()
+    missing = full.split("## What is missing")[1]
+    assert "focal" in missing and "FAILED" in missing and "injected failure at epoch 1" in missing
+    assert "## Against `unweighted`" in full
+    for run in children:
+        if run.info.status == "FINISHED":  # the report's numbers are the runs' numbers
+            mean = f"{run.data.metrics['test/macro_ap']:.3f} (1 seed)"
+            assert mean in full
 
 
 def test_two_workers_per_trial_on_two_cpus(tmp_path):

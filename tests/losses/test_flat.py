@@ -133,3 +133,153 @@ def test_weights_are_buffers_that_move_and_checkpoint():
     assert set(names) == {"pos_weight", "neg_weight"}
     assert set(loss.state_dict()) == {"pos_weight", "neg_weight"}
     assert loss.to(torch.float64).pos_weight.dtype == torch.float64
+
+
+# --- distribution_balanced, logit_adjusted and the focal modifier -------------------------------
+# Rows of the hand examples: a row with two positives (labels 1 and 2), a row with none (r-hat = 1
+# there by definition), a row with one positive, and a row whose only positive is the unseen label 3.
+Y_DB = torch.tensor([[0.0, 1, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [1, 1, 0, 0], [0, 1, 0, 0]])
+Z_DB = Z[:, :4].clone()
+COUNTS, N = [80, 15, 4, 0], 100
+
+
+def sigmoid(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def softplus(x):
+    return math.log1p(math.exp(x))
+
+
+def hand_db(z, y, alpha=0.1, beta=10.0, mu=0.2, lam=2.0, kappa=0.05, gamma=None):
+    """distribution_balanced from its definitions, in plain Python, per element then the mean."""
+    total, count = 0.0, 0
+    for zi, yi in zip(z.tolist(), y.tolist(), strict=True):
+        p_inst = sum(1 / n for n, yk in zip(COUNTS, yi, strict=True) if yk and n > 0)
+        for j, (zz, yy) in enumerate(zip(zi, yi, strict=True)):
+            n = COUNTS[j]
+            r_hat = alpha + sigmoid(beta * ((1 / n) / p_inst - mu)) if p_inst > 0 and n > 0 else 1.0
+            nu = -kappa * math.log(N / n - 1) if 0 < n < N else 0.0
+            zs = zz - nu
+            term = softplus(-zs) if yy else softplus(lam * zs) / lam
+            if gamma is not None:
+                p = sigmoid(zs)
+                term *= (1 - (p if yy else 1 - p)) ** gamma
+            total += r_hat * term
+            count += 1
+    return total / count
+
+
+def hand_la(z, y, tau, gamma=None):
+    total, count = 0.0, 0
+    for zi, yi in zip(z.tolist(), y.tolist(), strict=True):
+        for j, (zz, yy) in enumerate(zip(zi, yi, strict=True)):
+            n = COUNTS[j]
+            zs = zz + (tau * math.log(n / (N - n)) if 0 < n < N else 0.0)
+            p = sigmoid(zs)
+            term = bce(zs, yy)
+            if gamma is not None:
+                term *= (1 - (p if yy else 1 - p)) ** gamma
+            total += term
+            count += 1
+    return total / count
+
+
+def test_distribution_balanced_rebalancing_by_hand():
+    loss = build_loss("distribution_balanced", STATS)
+    r_hat = loss.rebalance_weight(Y_DB)
+    # row 0, positives 1 (n=15) and 2 (n=4): P^I = 1/15 + 1/4 = 19/60
+    r = [(1 / 80) / (19 / 60), (1 / 15) / (19 / 60), (1 / 4) / (19 / 60)]
+    assert r == pytest.approx([3 / 76, 4 / 19, 15 / 19])
+    want = [0.1 + sigmoid(10 * (x - 0.2)) for x in r] + [1.0]  # label 3 has n = 0: r-hat 1
+    assert r_hat[0].tolist() == pytest.approx(want, rel=1e-6)
+    assert r_hat[1].tolist() == [1.0] * 4  # no positives: r-hat 1 for the whole row
+    # one positive of label 0: r = n_0 / n_j
+    assert r_hat[2].tolist() == pytest.approx([0.1 + sigmoid(10 * (80 / n - 0.2)) for n in (80, 15, 4)] + [1.0])
+    assert r_hat[3].tolist() == [1.0] * 4  # only an unseen label positive: P^I = 0
+    # nu_j = -kappa log(N/n_j - 1); 0 for n_j = 0 (and n_j = N)
+    nu = [-0.05 * math.log(100 / n - 1) for n in (80, 15, 4)] + [0.0]
+    assert loss.nu.tolist() == pytest.approx(nu, rel=1e-6)
+    full = LabelStats.from_counts([100, 50], n_train=100)
+    assert build_loss("distribution_balanced", full).nu.tolist() == [0.0, 0.0]
+
+
+def test_distribution_balanced_loss_by_hand():
+    loss = build_loss("distribution_balanced", STATS)
+    assert loss(Z_DB, Y_DB).item() == pytest.approx(hand_db(Z_DB, Y_DB), rel=1e-5)
+    params = {"alpha": 0.5, "beta": 3.0, "mu": 0.1, "lam": 5.0, "kappa": 0.2}
+    loss = build_loss("distribution_balanced", STATS, **params)
+    assert loss(Z_DB, Y_DB).item() == pytest.approx(hand_db(Z_DB, Y_DB, **params), rel=1e-5)
+    focal = build_loss("distribution_balanced", STATS, focal_gamma=2.0)
+    assert focal(Z_DB, Y_DB).item() == pytest.approx(hand_db(Z_DB, Y_DB, gamma=2.0), rel=1e-5)
+    table = loss.weight_table()
+    assert set(table) == {"inv_freq", "nu", "logit_shift"} and all(len(v) == 4 for v in table.values())
+    assert table["inv_freq"] == pytest.approx([1 / 80, 1 / 15, 1 / 4, 0.0])
+
+
+def test_distribution_balanced_reduces_to_bce():
+    # alpha = 1, beta = 0 -> r-hat = 1.5 everywhere defined; kappa = 0, lam = 1 -> plain BCE terms.
+    loss = build_loss("distribution_balanced", STATS, alpha=1.0, beta=0.0, kappa=0.0, lam=1.0)
+    r_hat = loss.rebalance_weight(Y_DB)
+    per = F.binary_cross_entropy_with_logits(Z_DB, Y_DB, reduction="none")
+    assert torch.allclose(loss(Z_DB, Y_DB), (r_hat * per).mean())
+    assert set(r_hat.unique().tolist()) == {1.0, 1.5}
+
+
+def test_logit_adjusted_by_hand_and_tau_zero():
+    for tau in (1.0, 0.5):
+        loss = build_loss("logit_adjusted", STATS, tau=tau)
+        assert loss(Z_DB, Y_DB).item() == pytest.approx(hand_la(Z_DB, Y_DB, tau), rel=1e-5)
+    shift = build_loss("logit_adjusted", STATS).weight_table()["logit_shift"]
+    assert shift == pytest.approx([math.log(80 / 20), math.log(15 / 85), math.log(4 / 96), 0.0], rel=1e-6)
+    plain = build_loss("logit_adjusted", STATS, tau=0.0)
+    assert torch.allclose(plain(Z, Y), build_loss("unweighted", STATS)(Z, Y))
+    assert torch.allclose(plain(Z, Y), F.binary_cross_entropy_with_logits(Z, Y))
+    focal = build_loss("logit_adjusted", STATS, tau=0.5, focal_gamma=2.0)
+    assert focal(Z_DB, Y_DB).item() == pytest.approx(hand_la(Z_DB, Y_DB, 0.5, gamma=2.0), rel=1e-5)
+
+
+FOCAL_SCHEMES = ["unweighted", "inverse_frequency", "sqrt_inverse_frequency", "pos_weight", "effective_number",
+                 "distribution_balanced", "logit_adjusted"]
+
+
+@pytest.mark.parametrize("name", FOCAL_SCHEMES)
+def test_focal_modifier_gamma_zero_is_the_base_scheme(name):
+    base = build_loss(name, STATS)
+    assert torch.allclose(build_loss(name, STATS, focal_gamma=0.0)(Z, Y), base(Z, Y))
+    assert torch.allclose(build_loss(name, STATS, focal_gamma=None)(Z, Y), base(Z, Y))
+
+
+def test_focal_modifier_by_hand():
+    raw = np.array([1 / 80, 1 / 15, 1 / 4])
+    w = list(raw / raw.mean()) + [1.0]
+    total = 0.0
+    for i in range(Z.shape[0]):
+        for j in range(Z.shape[1]):
+            z, y = float(Z[i, j]), float(Y[i, j])
+            p = sigmoid(z)
+            pt = p if y else 1 - p
+            total += (w[j] if y else 1.0) * (1 - pt) ** 2 * bce(z, y)
+    loss = build_loss("inverse_frequency", STATS, focal_gamma=2)
+    assert loss(Z, Y).item() == pytest.approx(total / Z.numel(), rel=1e-5)
+    # unweighted + focal_gamma is the focal loss without alpha
+    ref = build_loss("focal", STATS, gamma=1.5, alpha=None)(Z, Y)
+    assert torch.allclose(build_loss("unweighted", STATS, focal_gamma=1.5)(Z, Y), ref, rtol=1e-5)
+    # no extra buffer: the modifier is a setting, not a weight vector
+    assert set(dict(loss.named_buffers())) == {"pos_weight", "neg_weight"}
+
+
+@pytest.mark.parametrize(("name", "params", "word"), [
+    ("logit_adjusted", {"tau": -0.5}, "tau"),
+    ("distribution_balanced", {"lam": 0.0}, "lam"),
+    ("distribution_balanced", {"lam": -1.0}, "lam"),
+    ("distribution_balanced", {"alpha": -0.1}, "alpha"),
+    ("inverse_frequency", {"focal_gamma": -1.0}, "focal_gamma"),
+    ("distribution_balanced", {"focal_gamma": -0.5}, "focal_gamma"),
+    ("logit_adjusted", {"focal_gamma": -2}, "focal_gamma"),
+])
+def test_invalid_params_are_named(name, params, word):
+    with pytest.raises(ValueError, match=word):
+        build_loss(name, STATS, **params)
+    with pytest.raises(ValueError, match=word):  # the classes check too, not only the registry
+        SCHEMES[name].loss.from_label_stats(STATS, **params)

@@ -36,3 +36,26 @@ def test_param_sampling_stays_in_range():
     draws = [beta.sample(rng) for _ in range(200)]
     assert min(draws) >= beta.low and max(draws) <= beta.high
     assert sum(d > 0.999 for d in draws) > 20  # log on 1 - beta: the top decade is well covered
+
+
+FOCAL_MODIFIED = ("unweighted", "inverse_frequency", "sqrt_inverse_frequency", "pos_weight", "effective_number",
+                  "distribution_balanced", "logit_adjusted")
+
+
+def test_focal_gamma_is_a_quiet_nullable_modifier_of_the_flat_schemes():
+    for name, info in SCHEMES.items():
+        if name in FOCAL_MODIFIED:
+            p = info.params["focal_gamma"]
+            assert p.default is None and p.nullable and p.quiet and (p.low, p.high) == (0.5, 3.0)
+            assert build_loss(name, STATS, focal_gamma=2.0) is not None  # from_label_stats takes it
+        else:
+            assert "focal_gamma" not in info.params  # focal and asymmetric focus on their own
+
+
+def test_new_schemes_are_registered_with_search_ranges():
+    assert SCHEMES["logit_adjusted"].params["tau"].searchable
+    db = SCHEMES["distribution_balanced"].params
+    assert {k: db[k].default for k in ("alpha", "beta", "mu", "lam", "kappa")} == {
+        "alpha": 0.1, "beta": 10.0, "mu": 0.2, "lam": 2.0, "kappa": 0.05}
+    problems = SCHEMES["distribution_balanced"].problems({"lam": 0})
+    assert problems and "scheme 'distribution_balanced'" in problems[0] and "lam" in problems[0]

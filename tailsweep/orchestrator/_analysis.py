@@ -1,0 +1,461 @@
+"""``launch report SWEEP``: the comparison a user reads, built from what MLflow holds for the sweep.
+
+Per scheme setting (a scheme with one set of hyperparameters, run over several seeds): mean ± std and
+95 % confidence interval (Student t over seeds) of the headline test metrics; the many/medium/few-shot
+breakdown; a paired Wilcoxon signed-rank test of each setting against the baseline (``unweighted``,
+paired by seed); and plots -- per-label F1 against training frequency, recall by frequency bucket, PR
+curves of the rarest labels, and each scheme's weight vector. Trials that failed, were stopped early or
+never ran are listed under "What is missing" and left out of the statistics.
+
+Written as Markdown + PNG + HTML into one folder and logged to the sweep's MLflow parent run.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._tracking import PARENT_TAG, SWEEP_TAG
+
+HEADLINE = [("test/macro_ap", "macro AP"), ("test/micro_auprc", "micro AU(PRC)"), ("test/macro_f1", "macro F1"),
+            ("test/micro_f1", "micro F1")]
+BUCKETS = ("many", "medium", "few")
+BASELINE = "unweighted"
+
+
+@dataclass
+class Trial:
+    run_id: str
+    name: str
+    setting: str
+    scheme: str
+    seed: int
+    status: str
+    metrics: dict
+    note: str = ""
+    per_label: list[dict] = field(default_factory=list)
+    rare: list[dict] = field(default_factory=list)
+    weights: dict = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "FINISHED" and "test/macro_ap" in self.metrics
+
+
+@dataclass
+class Sweep:
+    sweep_id: str
+    parent_run_id: str
+    name: str
+    trials: list[Trial]
+    params: dict
+
+
+class ReportError(RuntimeError):
+    pass
+
+
+def _csv(path: Path) -> list[dict]:
+    import csv
+
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def find_sweep(client, experiment_ids: list[str], sweep: str) -> tuple[str, object]:
+    """(sweep id, parent run) for a sweep id, a unique prefix of one, or ``latest``."""
+    parents = [r for r in client.search_runs(experiment_ids, filter_string=f"tags.`{SWEEP_TAG}` != ''",
+                                             order_by=["attributes.start_time DESC"], max_results=5000)
+               if PARENT_TAG not in r.data.tags]
+    if not parents:
+        raise ReportError("no sweeps in this MLflow store; run `launch sweep` first (or pass --dir / --uri)")
+    if sweep == "latest":
+        return parents[0].data.tags[SWEEP_TAG], parents[0]
+    hits = [r for r in parents if r.data.tags[SWEEP_TAG].startswith(sweep)]
+    if len({r.data.tags[SWEEP_TAG] for r in hits}) != 1:
+        known = ", ".join(sorted({r.data.tags[SWEEP_TAG] for r in parents})[-10:])
+        what = "matches no sweep" if not hits else "matches several sweeps"
+        raise ReportError(f"'{sweep}' {what}; sweeps in this store (latest 10): {known}, or 'latest'")
+    return hits[0].data.tags[SWEEP_TAG], hits[0]
+
+
+def load_sweep(uri: str, sweep: str, experiment: str | None = None) -> Sweep:
+    """Everything the report needs from MLflow: child runs, their metrics, statuses and artifacts."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exps = [client.get_experiment_by_name(experiment)] if experiment else client.search_experiments()
+    exps = [e for e in exps if e is not None]
+    if not exps:
+        raise ReportError(f"experiment '{experiment}' not found in {uri}")
+    sweep_id, parent = find_sweep(client, [e.experiment_id for e in exps], sweep)
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'", max_results=5000)
+    trials = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in children:
+            tags, params = run.data.tags, run.data.params
+            name = run.info.run_name or run.info.run_id
+            setting = name.rsplit(" seed=", 1)[0]
+            note = tags.get("error") or tags.get("stopped_early") or ""
+            t = Trial(run.info.run_id, name, setting, params.get("scheme", tags.get("scheme", "?")),
+                      int(params.get("seed", tags.get("seed", -1))), run.info.status, dict(run.data.metrics), note)
+            if t.complete:
+                d = Path(tmp) / run.info.run_id
+                d.mkdir()
+                have = {a.path for a in client.list_artifacts(run.info.run_id)}
+                for art in ("per_label_test.csv", "rare_labels_test_predictions.csv", "weights.json"):
+                    if art in have:
+                        local = Path(client.download_artifacts(run.info.run_id, art, str(d)))
+                        if art == "weights.json":
+                            t.weights = json.loads(local.read_text())
+                        elif art == "per_label_test.csv":
+                            t.per_label = _csv(local)
+                        else:
+                            t.rare = _csv(local)
+            trials.append(t)
+    trials.sort(key=lambda t: (t.setting, t.seed))
+    return Sweep(sweep_id, parent.info.run_id, parent.data.tags.get("mlflow.runName", sweep_id), trials,
+                 dict(parent.data.params))
+
+
+# --- statistics ---------------------------------------------------------------------------------
+def mean_ci(values: list[float]) -> tuple[float, float, float, int]:
+    """(mean, std, half-width of the 95 % t interval, n); NaNs for no values."""
+    from scipy.stats import t as student
+
+    v = np.array([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan, 0
+    if len(v) == 1:
+        return float(v[0]), math.nan, math.nan, 1
+    sd = float(v.std(ddof=1))
+    return float(v.mean()), sd, float(student.ppf(0.975, len(v) - 1) * sd / math.sqrt(len(v))), len(v)
+
+
+def _fmt_ci(m: tuple) -> str:
+    mean, sd, half, n = m
+    if n == 0:
+        return "-"
+    if n == 1:
+        return f"{mean:.3f} (1 seed)"
+    return f"{mean:.3f} ± {sd:.3f} [{mean - half:.3f}, {mean + half:.3f}]"
+
+
+def settings(sweep: Sweep) -> dict[str, list[Trial]]:
+    out: dict[str, list[Trial]] = defaultdict(list)
+    for t in sweep.trials:
+        out[t.setting].append(t)
+    return dict(out)
+
+
+def paired_wilcoxon(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, int]:
+    """(mean difference b - a, two-sided p, pairs) over seeds present in both; p NaN if undefined."""
+    from scipy.stats import wilcoxon
+
+    seeds = sorted(set(a) & set(b))
+    diffs = np.array([b[s] - a[s] for s in seeds])
+    if len(seeds) < 2 or not np.any(diffs):
+        return (float(diffs.mean()) if len(diffs) else math.nan), math.nan, len(seeds)
+    return float(diffs.mean()), float(wilcoxon(diffs).pvalue), len(seeds)
+
+
+# --- plots --------------------------------------------------------------------------------------
+def _colours(names: list[str]) -> dict[str, tuple]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {n: cmap(i % cmap.N) for i, n in enumerate(names)}
+
+
+def _per_label_means(trials: list[Trial], key: str) -> dict[str, tuple[int, float]]:
+    acc: dict[str, list[float]] = defaultdict(list)
+    counts: dict[str, int] = {}
+    for t in trials:
+        for r in t.per_label:
+            v = float(r[key])
+            if not math.isnan(v):
+                acc[r["label"]].append(v)
+            counts[r["label"]] = int(r["train_count"])
+    return {lab: (counts[lab], float(np.mean(v))) for lab, v in acc.items() if counts.get(lab, 0) > 0}
+
+
+def plot_per_label_f1(groups: dict[str, list[Trial]], colours, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for name, trials in groups.items():
+        pts = sorted(_per_label_means([t for t in trials if t.complete], "f1").values())
+        if pts:
+            x, y = zip(*pts, strict=True)
+            ax.plot(x, y, "o-", ms=4, lw=1, alpha=0.8, color=colours[name], label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("training positives of the label (log scale)")
+    ax.set_ylabel("test F1 at 0.5 (mean over seeds)")
+    ax.set_title("Per-label F1 against training frequency")
+    ax.axvspan(ax.get_xlim()[0], 20, color="0.92", zorder=0)
+    ax.text(0.01, 0.97, "few-shot (< 20)", transform=ax.transAxes, va="top", fontsize=8, color="0.4")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_bucket_recall(groups: dict[str, list[Trial]], colours, path: Path, buckets: list[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / max(1, len(groups))
+    for i, (name, trials) in enumerate(groups.items()):
+        stats = [mean_ci([t.metrics.get(f"test/recall_{b}") for t in trials if t.complete]) for b in buckets]
+        means = [s[0] for s in stats]
+        errs = [0 if math.isnan(s[2]) else s[2] for s in stats]
+        ax.bar(np.arange(len(buckets)) + i * width, means, width, yerr=errs, capsize=2, color=colours[name], label=name)
+    ax.set_xticks(np.arange(len(buckets)) + width * (len(groups) - 1) / 2)
+    ax.set_xticklabels([{"many": "many-shot (> 100)", "medium": "medium (20-100)", "few": "few-shot (< 20)"}[b]
+                        for b in buckets])
+    ax.set_ylabel("test macro recall at 0.5 (95 % CI over seeds)")
+    ax.set_title("Recall by training-frequency bucket")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_rare_pr(groups: dict[str, list[Trial]], colours, path: Path) -> list[str]:
+    """PR curves (pooled over seeds) of the rarest labels; returns the labels drawn."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    labels: dict[str, int] = {}
+    for trials in groups.values():
+        for t in trials:
+            for r in t.rare:
+                labels[r["label"]] = int(r["train_count"])
+    order = sorted(labels, key=lambda x: (labels[x], x))[:6]
+    if not order:
+        return []
+    cols = min(3, len(order))
+    rows = math.ceil(len(order) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
+    for ax, label in zip(axes.ravel(), order, strict=False):
+        for name, trials in groups.items():
+            pts = [(int(r["y"]), float(r["p"])) for t in trials for r in t.rare if r["label"] == label]
+            if pts and any(y for y, _ in pts):
+                y, p = zip(*pts, strict=True)
+                prec, rec, _ = precision_recall_curve(y, p)
+                ax.plot(rec, prec, color=colours[name], lw=1.2, label=name)
+        ax.set_title(f"{label} ({labels[label]} train)", fontsize=9)
+        ax.set_xlabel("recall", fontsize=8)
+        ax.set_ylabel("precision", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(order):]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=6)
+    fig.suptitle("PR curves of the rarest labels (test, pooled over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return order
+
+
+def plot_weights(groups: dict[str, list[Trial]], colours, path: Path) -> list[str]:
+    """Each setting's per-label positive-term weight against training count; returns the settings drawn."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    drawn = []
+    for name, trials in groups.items():
+        w = next((t.weights for t in trials if t.weights), {})
+        counts = w.get("train_count")
+        vec = next((w[k] for k in ("pos_weight", "logit_shift", "shift") if isinstance(w.get(k), list)
+                    and counts and len(w[k]) == len(counts)), None)
+        if vec is None:
+            continue
+        pts = sorted((c, v) for c, v in zip(counts, vec, strict=True) if c > 0)
+        if pts:
+            x, y = zip(*pts, strict=True)
+            ax.plot(x, y, "o-", ms=3, lw=1, color=colours[name], label=name)
+            drawn.append(name)
+    ax.set_xscale("log")
+    ax.set_xlabel("training positives of the label (log scale)")
+    ax.set_ylabel("weight on the positive term")
+    ax.set_title("Weight vector of each scheme (from the weights.json each trial logged)")
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn
+
+
+# --- the document ---------------------------------------------------------------------------------
+def _table(header: list[str], rows: list[list[str]]) -> tuple:
+    return ("table", header, rows)
+
+
+def build_report(sweep: Sweep, out_dir: Path, baseline: str = BASELINE, title: str | None = None) -> list[tuple]:
+    """Compute, plot into ``out_dir``, and return the report as blocks (rendered to Markdown and HTML)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    groups = settings(sweep)
+    names = list(groups)
+    colours = _colours(names)
+    done = [t for t in sweep.trials if t.complete]
+    blocks: list[tuple] = [("h1", title or f"Sweep report: {sweep.name}"),
+                           ("p", f"Sweep `{sweep.sweep_id}` (MLflow parent run `{sweep.parent_run_id}`): "
+                                 f"{len(sweep.trials)} trials in {len(groups)} settings, {len(done)} complete. "
+                                 "Every figure below is computed from the child runs' MLflow metrics and artifacts "
+                                 "(test split, best checkpoint by the sweep's selection metric). Mean ± std over "
+                                 "seeds and the 95 % confidence interval (Student t) in brackets.")]
+    # headline
+    rows = []
+    for name, trials in groups.items():
+        ok = [t for t in trials if t.complete]
+        rows.append([name, f"{len(ok)}/{len(trials)}"] + [_fmt_ci(mean_ci([t.metrics.get(k) for t in ok]))
+                                                            for k, _ in HEADLINE])
+    rows.sort(key=lambda r: -float(r[2].split()[0]) if r[2] != "-" else math.inf)
+    blocks += [("h2", "Headline metrics (test)"), _table(["setting", "seeds"] + [h for _, h in HEADLINE], rows)]
+    # buckets
+    buckets = [b for b in BUCKETS if any(f"test/recall_{b}" in t.metrics for t in done)]
+    rows = []
+    for name, trials in groups.items():
+        ok = [t for t in trials if t.complete]
+        cells = []
+        for b in buckets:
+            r, f, a = (mean_ci([t.metrics.get(f"test/{m}_{b}") for t in ok])[0] for m in ("recall", "f1", "ap"))
+            cells.append(" / ".join("-" if math.isnan(v) else f"{v:.3f}" for v in (r, f, a)))
+        rows.append([name] + cells)
+    counts = {}
+    if done and done[0].per_label:
+        for b in buckets:
+            counts[b] = sum(1 for r in done[0].per_label if r["bucket"] == b)
+    blocks += [("h2", "By training frequency (recall / F1 / AP, mean over seeds)"),
+               ("p", "Buckets by training positives (Liu et al., CVPR 2019): many-shot > 100, medium 20-100, few-shot < 20"
+                     + (" -- " + ", ".join(f"{b}: {n} labels" for b, n in counts.items()) if counts else "") + "."),
+               _table(["setting"] + buckets, rows)]
+    # significance
+    base = next((n for n in names if n == baseline or n.split()[0] == baseline), None)
+    if base is not None:
+        rows = []
+        for name, trials in groups.items():
+            if name == base:
+                continue
+            cells = [name]
+            for key in ("test/macro_ap", "test/macro_f1", "test/recall_few"):
+                a = {t.seed: t.metrics[key] for t in groups[base] if t.complete and key in t.metrics}
+                b = {t.seed: t.metrics[key] for t in trials if t.complete and key in t.metrics}
+                diff, p, n = paired_wilcoxon(a, b)
+                cells.append("-" if n == 0 else f"{diff:+.3f} (p {'n/a' if math.isnan(p) else f'{p:.3f}'}, {n} pairs)")
+            rows.append(cells)
+        smallest = min(1.0, 2 * 0.5 ** len(groups[base]))
+        blocks += [("h2", f"Against `{base}` (paired by seed, Wilcoxon signed-rank)"),
+                   ("p", f"Mean difference to `{base}` and the two-sided p-value. With {len(groups[base])} seeds the "
+                         f"smallest possible p is {smallest:.3f}: more seeds are needed before any difference can be "
+                         "called significant at 0.05."),
+                   _table(["setting", "Δ macro AP", "Δ macro F1", "Δ few-shot recall"], rows)]
+    else:
+        blocks += [("p", f"No `{baseline}` setting in this sweep: no paired tests.")]
+    # plots
+    if done:
+        plot_per_label_f1(groups, colours, out_dir / "per_label_f1.png")
+        blocks += [("h2", "Per-label F1 against training frequency"), ("img", "per_label_f1.png", "per-label F1")]
+        if buckets:
+            plot_bucket_recall(groups, colours, out_dir / "recall_by_bucket.png", buckets)
+            blocks += [("h2", "Recall by frequency bucket"), ("img", "recall_by_bucket.png", "recall by bucket")]
+        drawn = plot_rare_pr(groups, colours, out_dir / "pr_rarest.png")
+        if drawn:
+            blocks += [("h2", "PR curves of the rarest labels"), ("img", "pr_rarest.png", "PR curves")]
+        drawn = plot_weights(groups, colours, out_dir / "weights.png")
+        missing_w = [n for n in names if n not in drawn]
+        blocks += [("h2", "Weight vectors"), ("img", "weights.png", "weights"),
+                   ("p", "Schemes that weight by a formula of p rather than a per-label vector (focal, asymmetric) "
+                         "are not drawn: " + (", ".join(missing_w) or "none") + ".")]
+    # missing
+    missing = [t for t in sweep.trials if not t.complete]
+    blocks.append(("h2", "What is missing"))
+    if missing:
+        blocks.append(_table(["trial", "status", "epochs logged", "why"],
+                             [[t.name, t.status, str(int(t.metrics.get("epoch", 0))),
+                               (t.note or "no test metrics recorded")[:200]] for t in missing]))
+        blocks.append(("p", f"{len(missing)} trial(s) are left out of every statistic above."))
+    else:
+        blocks.append(("p", "Nothing: every trial finished and recorded its test metrics."))
+    return blocks
+
+
+def to_markdown(blocks: list[tuple], image_prefix: str = "") -> str:
+    out = []
+    for b in blocks:
+        kind = b[0]
+        if kind == "h1":
+            out += [f"# {b[1]}", ""]
+        elif kind == "h2":
+            out += [f"## {b[1]}", ""]
+        elif kind == "p":
+            out += [b[1], ""]
+        elif kind == "img":
+            out += [f"![{b[2]}]({image_prefix}{b[1]})", ""]
+        elif kind == "table":
+            out += ["| " + " | ".join(b[1]) + " |", "|" + "---|" * len(b[1])]
+            out += ["| " + " | ".join(r) + " |" for r in b[2]] + [""]
+    return "\n".join(out)
+
+
+def to_html(blocks: list[tuple], image_prefix: str = "") -> str:
+    e = html.escape
+    body = []
+    for b in blocks:
+        kind = b[0]
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{e(b[1])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{e(b[1]).replace('`', '')}</p>")
+        elif kind == "img":
+            body.append(f'<img src="{e(image_prefix + b[1])}" alt="{e(b[2])}">')
+        elif kind == "table":
+            head = "".join(f"<th>{e(h)}</th>" for h in b[1])
+            rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in b[2])
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "th{background:#f3f3f3}img{max-width:100%}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+
+
+def write_report(uri: str, sweep: str, out: Path, experiment: str | None = None, baseline: str = BASELINE,
+                 title: str | None = None, log_to_mlflow: bool = True) -> tuple[Path, Sweep]:
+    """Write the report. ``out``: a folder (report.md, report.html, PNGs inside) or a ``.md`` file (its
+    PNGs and HTML in a sibling folder named after it). Logged to the parent run under ``report/``."""
+    data = load_sweep(uri, sweep, experiment)
+    if out.suffix == ".md":
+        md_path, asset_dir = out, out.with_suffix("")
+        prefix = asset_dir.name + "/"
+    else:
+        md_path, asset_dir, prefix = out / "report.md", out, ""
+    blocks = build_report(data, asset_dir, baseline, title)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(to_markdown(blocks, prefix))
+    (asset_dir / "report.html").write_text(to_html(blocks))
+    if log_to_mlflow:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(uri)
+        client.log_artifact(data.parent_run_id, str(md_path), "report")
+        for f in sorted(asset_dir.glob("*.png")) + [asset_dir / "report.html"]:
+            client.log_artifact(data.parent_run_id, str(f), "report")
+    return md_path, data
