@@ -13,6 +13,7 @@ from ._format import (
     write_table,
 )
 from ._images import import_images, read_taxonomy, split_groups
+from ._longtail import exponential_profile, longtail_rows, make_longtail
 from ._sampling import lpros_indices, row_leaves
 from ._stats import BUCKETS, LabelStats, bucket_of, label_stats
 from ._synth import synth_garments
@@ -34,6 +35,9 @@ __all__ = [
     "import_images",
     "label_stats",
     "lpros_indices",
+    "longtail_rows",
+    "make_longtail",
+    "exponential_profile",
     "read_taxonomy",
     "row_leaves",
     "split_groups",

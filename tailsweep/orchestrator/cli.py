@@ -290,6 +290,25 @@ def data_import_images(csv_file, image_dir, out, image_col, ext, labels_col, lab
                   f"{dict(report.dropped_labels) or 'none'}")
 
 
+@data.command("longtail")
+@click.argument("src", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--imbalance", default=100.0, show_default=True, help="n_max / n_min of the exponential profile.")
+@click.option("--seed", default=0, show_default=True)
+def data_longtail(src, out, imbalance, seed):
+    """A long-tailed copy of the table SRC at OUT: its training split subsampled to the standard exponential
+    profile (label of rank i keeps n_max * imbalance^(-i/(C-1)) positives); val and test unchanged."""
+    from ..datasets import TableError, make_longtail
+
+    try:
+        _, summary = make_longtail(src, out, imbalance, seed)
+    except TableError as exc:
+        _fail(str(exc))
+    before, after = summary["train_rows"]
+    console.print(f"wrote {out}: {after} of {before} training rows kept; achieved imbalance "
+                  f"{summary['achieved_imbalance']:.1f} (target {imbalance:g}); val and test unchanged")
+
+
 @data.command("validate")
 @click.argument("table_dir", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
