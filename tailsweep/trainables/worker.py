@@ -75,6 +75,10 @@ class WorkerConfig:
         return asdict(self)
 
 
+def _flush_print(message: str) -> None:
+    print(message, flush=True)  # a Ray worker's stdout is a file: unflushed lines would show up late
+
+
 def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
@@ -173,7 +177,7 @@ def train_loop_per_worker(config: dict) -> None:
 
         t = time.perf_counter()
         table, _ = embedding_table(table, cfg.backbone, cfg.image_size, cfg.weights, device,
-                                   log=print if rank == 0 else None)
+                                   log=_flush_print if rank == 0 else None)
         backbone, embed_s = "mlp", time.perf_counter() - t
     train = concat_splits([load_split(table, s, cfg.image_size) for s in cfg.train_splits])
     if cfg.oversample == "lpros":  # the same duplicates on every rank (seeded)
