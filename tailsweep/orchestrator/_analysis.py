@@ -56,6 +56,7 @@ class Sweep:
     name: str
     trials: list[Trial]
     params: dict
+    label_stats: list[dict] = field(default_factory=list)
 
 
 class ReportError(RuntimeError):
@@ -88,8 +89,11 @@ def find_sweep(client, experiment_ids: list[str], sweep: str) -> tuple[str, obje
 
 def load_sweep(uri: str, sweep: str, experiment: str | None = None) -> Sweep:
     """Everything the report needs from MLflow: child runs, their metrics, statuses and artifacts."""
+    import os
+
     from mlflow.tracking import MlflowClient
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file is noise here
     client = MlflowClient(uri)
     exps = [client.get_experiment_by_name(experiment)] if experiment else client.search_experiments()
     exps = [e for e in exps if e is not None]
@@ -121,9 +125,12 @@ def load_sweep(uri: str, sweep: str, experiment: str | None = None) -> Sweep:
                         else:
                             t.rare = _csv(local)
             trials.append(t)
+        label_stats = []
+        if "label_stats.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}:
+            label_stats = _csv(Path(client.download_artifacts(parent.info.run_id, "label_stats.csv", tmp)))
     trials.sort(key=lambda t: (t.setting, t.seed))
     return Sweep(sweep_id, parent.info.run_id, parent.data.tags.get("mlflow.runName", sweep_id), trials,
-                 dict(parent.data.params))
+                 dict(parent.data.params), label_stats)
 
 
 # --- statistics ---------------------------------------------------------------------------------
@@ -193,9 +200,19 @@ def plot_per_label_f1(groups: dict[str, list[Trial]], colours, path: Path) -> No
     fig, ax = plt.subplots(figsize=(9, 5))
     for name, trials in groups.items():
         pts = sorted(_per_label_means([t for t in trials if t.complete], "f1").values())
-        if pts:
-            x, y = zip(*pts, strict=True)
-            ax.plot(x, y, "o-", ms=4, lw=1, alpha=0.8, color=colours[name], label=name)
+        if not pts:
+            continue
+        x, y = (np.array(v, dtype=np.float64) for v in zip(*pts, strict=True))
+        if len(x) <= 40:  # few labels: every label, joined in frequency order
+            ax.plot(x, y, "o-", ms=4, lw=1, alpha=0.85, color=colours[name], label=name)
+            continue
+        # many labels: each label a faint dot, and the mean per log-spaced frequency bin as a line
+        ax.scatter(x, y, s=6, alpha=0.25, color=colours[name])
+        edges = np.logspace(np.log10(x.min()), np.log10(x.max()) + 1e-9, 9)
+        idx = np.digitize(x, edges) - 1
+        centres = [np.sqrt(edges[b] * edges[b + 1]) for b in range(8) if (idx == b).any()]
+        means = [y[idx == b].mean() for b in range(8) if (idx == b).any()]
+        ax.plot(centres, means, "o-", lw=2, ms=5, color=colours[name], label=f"{name} (bin means)")
     ax.set_xscale("log")
     ax.set_xlabel("training positives of the label (log scale)")
     ax.set_ylabel("test F1 at 0.5 (mean over seeds)")
@@ -286,7 +303,7 @@ def plot_weights(groups: dict[str, list[Trial]], colours, path: Path) -> list[st
         pts = sorted((c, v) for c, v in zip(counts, vec, strict=True) if c > 0)
         if pts:
             x, y = zip(*pts, strict=True)
-            ax.plot(x, y, "o-", ms=3, lw=1, color=colours[name], label=name)
+            ax.plot(x, y, "o", ms=3, alpha=0.8, color=colours[name], label=name)
             drawn.append(name)
     ax.set_xscale("log")
     ax.set_xlabel("training positives of the label (log scale)")
@@ -385,6 +402,19 @@ def build_report(sweep: Sweep, out_dir: Path, baseline: str = BASELINE, title: s
         blocks += [("h2", "Weight vectors"), ("img", "weights.png", "weights"),
                    ("p", "Schemes that weight by a formula of p rather than a per-label vector (focal, asymmetric) "
                          "are not drawn: " + (", ".join(missing_w) or "none") + ".")]
+    # the data
+    if sweep.label_stats:
+        by_bucket = defaultdict(int)
+        for r in sweep.label_stats:
+            by_bucket[r["bucket"]] += 1
+        shown = sweep.label_stats if len(sweep.label_stats) <= 60 else sorted(
+            sweep.label_stats, key=lambda r: int(r["train_count"]))[:60]
+        blocks += [("h2", "Label statistics (training split)"),
+                   ("p", f"{len(sweep.label_stats)} labels: " + ", ".join(f"{b} {by_bucket[b]}" for b in BUCKETS if b in by_bucket)
+                    + (" (the 60 rarest shown)" if len(shown) < len(sweep.label_stats) else "") + "."),
+                   _table(["label", "depth", "train positives", "bucket"],
+                          [[r["label"], r["depth"], r["train_count"], r["bucket"]]
+                           for r in sorted(shown, key=lambda r: -int(r["train_count"]))])]
     # missing
     missing = [t for t in sweep.trials if not t.complete]
     blocks.append(("h2", "What is missing"))
