@@ -89,7 +89,9 @@ def schemes(as_json):
     if as_json:
         out = {n: {"summary": s.summary, "paper": s.paper,
                    "params": {k: {"default": p.default, "range": [p.low, p.high] if p.searchable else None,
-                                  "scale": p.scale, "doc": p.doc} for k, p in s.params.items()}}
+                                  "scale": p.scale, "choices": list(p.choices) or None, "doc": p.doc}
+                              for k, p in s.params.items()},
+                   "needs_hierarchy": s.needs_hierarchy, "needs_ensemble": s.needs_ensemble}
                for n, s in SCHEMES.items()}
         click.echo(json.dumps(out, indent=2))
         return
@@ -101,6 +103,7 @@ def schemes(as_json):
     for name, s in SCHEMES.items():
         params = "\n".join(
             f"{k}={p.default}" + (f" [{p.low}, {p.high}]{' ' + p.scale if p.scale != 'linear' else ''}" if p.searchable else "")
+            + (f" ({'|'.join(p.choices)})" if p.choices else "")
             for k, p in s.params.items()) or "-"
         table.add_row(name, params, s.summary, s.paper)
     console.print(table)
