@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._tracking import PARENT_TAG, SWEEP_TAG
+from ._tracking import PARENT_TAG, STARTED_TAG, SWEEP_TAG
 
 HEADLINE = [("test/macro_ap", "macro AP"), ("test/micro_auprc", "micro AU(PRC)"), ("test/macro_f1", "macro F1"),
             ("test/micro_f1", "micro F1")]
@@ -40,6 +40,7 @@ class Trial:
     status: str
     metrics: dict
     note: str = ""
+    wall_s: float = math.nan  # trial start (Tune) to run end
     per_label: list[dict] = field(default_factory=list)
     rare: list[dict] = field(default_factory=list)
     weights: dict = field(default_factory=dict)
@@ -111,6 +112,8 @@ def load_sweep(uri: str, sweep: str, experiment: str | None = None) -> Sweep:
             note = tags.get("error") or tags.get("stopped_early") or ""
             t = Trial(run.info.run_id, name, setting, params.get("scheme", tags.get("scheme", "?")),
                       int(params.get("seed", tags.get("seed", -1))), run.info.status, dict(run.data.metrics), note)
+            if STARTED_TAG in tags and run.info.end_time:
+                t.wall_s = run.info.end_time / 1000 - float(tags[STARTED_TAG])
             if t.complete:
                 d = Path(tmp) / run.info.run_id
                 d.mkdir()
@@ -343,10 +346,12 @@ def build_report(sweep: Sweep, out_dir: Path, baseline: str = BASELINE, title: s
     rows = []
     for name, trials in groups.items():
         ok = [t for t in trials if t.complete]
+        walls = [t.wall_s for t in ok if not math.isnan(t.wall_s)]
         rows.append([name, f"{len(ok)}/{len(trials)}"] + [_fmt_ci(mean_ci([t.metrics.get(k) for t in ok]))
-                                                            for k, _ in HEADLINE])
+                                                            for k, _ in HEADLINE]
+                    + [f"{np.median(walls):.0f} s" if walls else "-"])
     rows.sort(key=lambda r: -float(r[2].split()[0]) if r[2] != "-" else math.inf)
-    blocks += [("h2", "Headline metrics (test)"), _table(["setting", "seeds"] + [h for _, h in HEADLINE], rows)]
+    blocks += [("h2", "Headline metrics (test)"), _table(["setting", "seeds"] + [h for _, h in HEADLINE] + ["trial wall (median)"], rows)]
     # buckets
     buckets = [b for b in BUCKETS if any(f"test/recall_{b}" in t.metrics for t in done)]
     rows = []

@@ -92,6 +92,8 @@ def plan_resources(spec: SweepSpec, cluster: dict, n_trials: int) -> dict:
 
 
 def _git_commit() -> str:
+    if shipped := os.environ.get("TAILSWEEP_GIT_COMMIT"):  # a cluster job: the submitter's checkout (no .git shipped)
+        return shipped
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parent)
@@ -161,7 +163,9 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
     (report_dir / "spec.yaml").write_text(spec_to_yaml(spec))
 
     digest = table.digest()
-    tracking = Tracking(spec.tracking_uri, spec.tracking.experiment, spec.root / "mlartifacts")
+    # A tracking server keeps the artifacts itself (proxied): a local folder would be on whichever node logs.
+    served = spec.tracking_uri.startswith(("http://", "https://"))
+    tracking = Tracking(spec.tracking_uri, spec.tracking.experiment, None if served else spec.root / "mlartifacts")
     parent_run_id = tracking.get_or_create_run(
         {SWEEP_TAG: sweep_id}, name=sweep_id,
         tags={"tailsweep.kind": "sweep", "dataset": table.name, "git_commit": _git_commit()},

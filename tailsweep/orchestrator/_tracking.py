@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 SWEEP_TAG = "tailsweep.sweep_id"
 TRIAL_TAG = "tune_trial_id"
 TRIAL_KEY_TAG = "tailsweep.trial_key"
+STARTED_TAG = "tailsweep.trial_started"  # unix time the trial started (MLflow's start_time is its planning)
 PARENT_TAG = "mlflow.parentRunId"
 MAX_TAG = 8000  # MLflow's tag-value limit
 MAX_PARAM = 6000
@@ -170,7 +172,8 @@ class RunStatusCallback(tune.Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         def start(run_id):
-            self.tracking.set_tags(run_id, {TRIAL_TAG: trial.trial_id})
+            # the run was created when the sweep was planned; this is when the trial itself started
+            self.tracking.set_tags(run_id, {TRIAL_TAG: trial.trial_id, STARTED_TAG: f"{time.time():.3f}"})
             self.tracking.client.update_run(run_id, status="RUNNING")
 
         self._safe(start, self._run_id(trial))

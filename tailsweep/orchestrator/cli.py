@@ -39,7 +39,16 @@ def main() -> None:
 @click.option("--show-spec", is_flag=True, help="Print the resolved spec (every key with its value) and exit.")
 @click.option("--dry-run", is_flag=True, help="Validate spec and data, print the trial plan, start nothing.")
 @click.option("--verbose", "-v", is_flag=True, help="Show Ray's own logs and Tune's progress output.")
-def sweep(spec_file, overrides, show_spec, dry_run, verbose):
+@click.option("--cluster", "cluster_file", type=click.Path(dir_okay=False), default=None,
+              help="Run on the Ray cluster of this cluster-launcher YAML (cluster.yaml, cluster-local.yaml): "
+                   "checked, then submitted as a Ray Job with its logs streamed here; Ctrl-C detaches.")
+@click.option("--address", default=None, metavar="http://HOST:8265",
+              help="With --cluster: the head's dashboard (Jobs API), instead of the one the YAML names.")
+@click.option("--shared-dir", "shared_dirs", multiple=True, metavar="PATH",
+              help="With --cluster: a path every node mounts at the same place (besides the YAML's "
+                   "metadata.tailsweep.shared_paths); tracking.dir and data.path must be under one on a multi-node cluster.")
+@click.option("--detach", is_flag=True, help="With --cluster: submit and return (follow with `launch logs JOB --follow`).")
+def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, address, shared_dirs, detach):
     """Run a sweep from SPEC_FILE (YAML), or the built-in demo sweep when omitted.
 
     Every problem with the spec or the data is reported at once, before Ray starts.
@@ -52,6 +61,10 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose):
         spec = load_spec(spec_file, overrides)
         if show_spec:
             click.echo(spec_to_yaml(spec), nl=False)
+            return
+        if cluster_file:
+            _sweep_on_cluster(spec, spec_file or "demo sweep", cluster_file, address, shared_dirs, dry_run, detach,
+                              verbose)
             return
         problems = check_spec(spec)
         if problems:
@@ -78,6 +91,141 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose):
     if any(r["status"] == "ERROR" for r in result.rows):
         _fail(f"{sum(r['status'] == 'ERROR' for r in result.rows)} trial(s) failed; their errors are in MLflow "
               "(tag 'error') and under the Ray results directory", 1)
+
+
+def _sweep_on_cluster(spec, source, cluster_file, address, shared_dirs, dry_run, detach, verbose):
+    from ._cluster import ClusterError, follow, load_cluster, prepare, reattach_hint, submit
+
+    try:
+        cluster = load_cluster(cluster_file, address, tuple(shared_dirs))
+        head, nodes = prepare(spec, source, cluster)
+        console.print(f"cluster {cluster.address}: {len(nodes)} node(s); token auth "
+                      f"{'on (token from ' + head.token_source + ')' if head.auth_mode == 'token' else 'off'}; "
+                      f"MLflow {spec.tracking_uri}", highlight=False)
+        if dry_run:
+            from ._plan import plan_trials
+
+            console.print(f"{len(plan_trials(spec))} trials; every check passed; nothing submitted")
+            return
+        job_id = submit(head, spec, verbose)
+    except ClusterError as exc:
+        _fail(str(exc))
+    console.print(f"submitted job [bold]{job_id}[/]", highlight=False)
+    if detach:
+        console.print(reattach_hint(job_id, cluster, address is not None), highlight=False)
+        return
+    try:
+        status = follow(head, job_id)
+    except KeyboardInterrupt:
+        console.print("\n" + reattach_hint(job_id, cluster, address is not None), highlight=False)
+        sys.exit(130)
+    if status != "SUCCEEDED":
+        _fail(f"job {job_id} ended {status}; its log: launch logs {job_id} --cluster {cluster_file}", 1)
+    console.print(f"job {job_id} SUCCEEDED", highlight=False)
+
+
+def _cluster_options(f):
+    f = click.option("--address", default=None, metavar="http://HOST:8265",
+                     help="The head's dashboard (Jobs API), instead of the one the YAML names.")(f)
+    return click.option("--cluster", "cluster_file", required=True, type=click.Path(dir_okay=False),
+                        help="The cluster-launcher YAML the job was submitted with.")(f)
+
+
+def _head(cluster_file, address):
+    from ._cluster import ClusterError, connect, load_cluster
+
+    try:
+        return connect(load_cluster(cluster_file, address))
+    except ClusterError as exc:
+        _fail(str(exc))
+
+
+def _job_call(fn, job_id):
+    try:
+        return fn(job_id)
+    except RuntimeError as exc:  # the SDK's "Request failed with status code 404: ..."
+        if "404" in str(exc) or "does not exist" in str(exc):
+            _fail(f"no job {job_id} on this cluster (`ray job list --address ...` lists them)")
+        raise
+
+
+@main.command()
+@click.argument("job_id")
+@_cluster_options
+def status(job_id, cluster_file, address):
+    """State of a sweep submitted with `launch sweep --cluster` (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
+    import datetime
+
+    head = _head(cluster_file, address)
+    info = _job_call(head.client.get_job_info, job_id)
+    stamp = lambda ms: datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"  # noqa: E731
+    console.print(f"job {job_id}: [bold]{info.status.value}[/]  started {stamp(info.start_time)}  ended "
+                  f"{stamp(info.end_time)}", highlight=False)
+    if info.message:
+        console.print(f"  {info.message}", highlight=False)
+
+
+@main.command()
+@click.argument("job_id")
+@_cluster_options
+@click.option("--follow", "-f", is_flag=True, help="Keep streaming until the job ends (Ctrl-C stops following, not the job).")
+def logs(job_id, cluster_file, address, follow):
+    """The driver log of a sweep submitted with `launch sweep --cluster`."""
+    from ._cluster import follow as follow_job
+
+    head = _head(cluster_file, address)
+    if not follow:
+        click.echo(_job_call(head.client.get_job_logs, job_id), nl=False)
+        return
+    _job_call(head.client.get_job_status, job_id)  # a clear message for an unknown id
+    try:
+        final = follow_job(head, job_id)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    console.print(f"job {job_id} {final}", highlight=False)
+
+
+@main.command()
+@click.argument("job_id")
+@_cluster_options
+@click.option("--wait", default=60, show_default=True, help="Seconds to wait for the job to end.")
+def stop(job_id, cluster_file, address, wait):
+    """Stop a sweep submitted with `launch sweep --cluster` (its runs left unfinished end KILLED)."""
+    import time
+
+    head = _head(cluster_file, address)
+    _job_call(head.client.stop_job, job_id)
+    deadline = time.time() + wait
+    while (state := head.client.get_job_status(job_id).value) not in ("STOPPED", "SUCCEEDED", "FAILED") \
+            and time.time() < deadline:
+        time.sleep(1)
+    console.print(f"job {job_id}: {state}", highlight=False)
+
+
+@main.command("mlflow-server")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Bind address; 0.0.0.0 lets cluster nodes reach it (MLflow's server has no authentication: "
+                   "keep it on a private network).")
+@click.option("--port", default=5000, show_default=True)
+@click.option("--dir", "store_dir", default="tailsweep-runs/mlflow-server", show_default=True,
+              help="SQLite store (mlflow.db) and artifacts (artifacts/) of the server.")
+def mlflow_server(host, port, store_dir):
+    """Run an MLflow tracking server (SQLite + proxied artifacts under --dir) for sweeps on a cluster:
+    pass its address as --set tracking.uri=http://HOST:PORT."""
+    import os
+    import socket
+
+    from ._cluster import mlflow_server_command
+
+    Path(store_dir).expanduser().mkdir(parents=True, exist_ok=True)
+    shown = socket.getfqdn() if host in ("0.0.0.0", "::") else host
+    console.print(f"MLflow tracking server: http://{shown}:{port}  (store {Path(store_dir).expanduser().resolve()}; "
+                  "Ctrl-C to stop)", highlight=False)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"[yellow]listening on {host}: anyone who reaches port {port} can read and write runs[/]")
+    sys.stdout.flush()
+    cmd = mlflow_server_command(host, port, store_dir)
+    os.execv(cmd[0], cmd)  # the server replaces this process: stopping it stops the server
 
 
 @main.command()

@@ -214,6 +214,8 @@ class TrackingSpec(_Model):
     dir: str = Field("tailsweep-runs", description="where the MLflow store, Ray results and demo data live")
     uri: str | None = Field(None, description="MLflow tracking URI; null = sqlite store in <dir>/mlflow.db")
     experiment: str = "tailsweep"
+    storage: str | None = Field(None, description="Ray results and checkpoints: a path, or a URI every node reaches "
+                                                  "(s3://bucket/prefix, gs://...); null = <dir>/ray")
 
 
 class SweepSpec(_Model):
@@ -278,8 +280,12 @@ class SweepSpec(_Model):
         return self.tracking.uri or f"sqlite:///{self.root / 'mlflow.db'}"
 
     @property
-    def storage_path(self) -> Path:
-        return self.root / "ray"
+    def storage_path(self) -> str:
+        """Where Ray Tune and Train keep results and checkpoints (a local path or a pyarrow URI)."""
+        s = self.tracking.storage
+        if s is None:
+            return str(self.root / "ray")
+        return s if "://" in s else str(Path(s).expanduser().resolve())
 
 
 class SpecError(ValueError):

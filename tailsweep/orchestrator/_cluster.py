@@ -1,0 +1,439 @@
+"""Cluster submission: ``launch sweep --cluster CLUSTER.yaml`` and job control.
+
+The sweep driver runs *on* the cluster as a Ray Job (Jobs API, not Ray Client): the project is
+shipped as the job's working directory, the resolved spec as a file inside it, and the entrypoint
+is an argument list joined with :func:`shlex.join` (no user value is ever interpolated into a shell
+string). Everything that can be checked from here is checked before anything is submitted:
+
+- the head: resolved from the cluster-launcher YAML (the local provider's ``head_ip``;
+  ``ray get-head-ip`` for cloud providers) or given with ``--address``; its dashboard must answer;
+- authentication: when the head runs with token auth (``/api/authentication_mode``), a token must
+  be found the way Ray looks for one (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``,
+  ``~/.ray/auth_token``) and be accepted; it is sent as a header and never printed;
+- tracking: an ``http(s)://`` MLflow server that answers (``/health``); a SQLite or file store
+  cannot be shared by a cluster's nodes (fix: ``launch mlflow-server``);
+- storage (the rule): ``tracking.dir`` and ``data.path`` are paths *on the cluster* and must be
+  absolute. On a cluster that has (or may add) more than one node, Ray's checkpoints
+  (``tracking.storage``, default ``<tracking.dir>/ray``) must be an ``s3://``/``gs://`` URI or lie
+  under a shared path, and the label table (``data.path``, or ``<tracking.dir>/data`` for the
+  demo table) must lie under a shared path. Shared paths are declared in the cluster YAML
+  (``metadata: {tailsweep: {shared_paths: [/mnt/shared]}}``; Ray ignores ``metadata``) or with
+  ``--shared-dir``: a filesystem every node mounts at the same place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+import yaml
+
+from .spec import SweepSpec, check_spec, spec_to_yaml
+
+DASHBOARD_PORT = 8265
+JOB_DIR = ".tailsweep-jobs"  # the spec of a submission travels here, inside the working dir
+# Never shipped with the job (gitignore syntax, relative to the project root): data, stores, caches.
+EXCLUDES = [
+    ".git", ".venv", "venv", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "*.egg-info",
+    "/tailsweep-runs/", "/data/", "/runs/", "mlruns", "mlartifacts", "*.db", "/docs/results/",
+]
+REMOTE_STORAGE = ("s3://", "gs://")
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+class ClusterError(RuntimeError):
+    """A problem that stops a submission before anything reached the cluster (one message, with the fix)."""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What tailsweep needs to know about a cluster-launcher YAML."""
+
+    path: Path
+    provider: str
+    address: str  # the Jobs API / dashboard, http://HOST:PORT
+    can_add_workers: bool  # the config lets the cluster have more than the head node
+    node_hosts: tuple[str, ...]  # hosts named by the config (local provider), for the tracking check
+    shared_paths: tuple[str, ...]
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.address).hostname or ""
+
+
+# --- the cluster YAML -----------------------------------------------------------------------------
+def _dashboard_port(config: dict) -> int:
+    """``--dashboard-port`` from the head's start commands, else Ray's default."""
+    for cmd in config.get("head_start_ray_commands") or []:
+        try:
+            words = shlex.split(str(cmd))
+        except ValueError:
+            continue
+        for i, w in enumerate(words):
+            if w.startswith("--dashboard-port="):
+                return int(w.split("=", 1)[1])
+            if w == "--dashboard-port" and i + 1 < len(words):
+                return int(words[i + 1])
+    return DASHBOARD_PORT
+
+
+def _ray_cli() -> str:
+    beside = Path(sys.executable).parent / "ray"
+    return str(beside) if beside.exists() else (shutil.which("ray") or "ray")
+
+
+def _cloud_head_ip(path: Path) -> str:
+    """``ray get-head-ip CLUSTER.yaml`` (asks the cloud provider), as an argument list."""
+    try:
+        out = subprocess.run([_ray_cli(), "get-head-ip", str(path)], capture_output=True, text=True, timeout=180)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ClusterError(f"`ray get-head-ip {path}` did not run ({exc}); pass the head's dashboard with "
+                           "--address http://HOST:8265") from None
+    lines = [ln.strip() for ln in out.stdout.splitlines() if ln.strip()]
+    if out.returncode != 0 or not lines:
+        why = ([ln for ln in out.stderr.splitlines() if ln.strip()] or ["no output"])[-1].strip()
+        raise ClusterError(f"`ray get-head-ip {path}` failed ({why}). Is the cluster up (`ray up {path}`) and are "
+                           "your cloud credentials set? Or pass the head's dashboard with --address http://HOST:8265 "
+                           f"(e.g. after `ray dashboard {path}`: --address http://127.0.0.1:8265)")
+    return lines[-1]
+
+
+def load_cluster(path: str | Path, address: str | None = None, shared_dirs: tuple[str, ...] = ()) -> Cluster:
+    """Read and validate (Ray's own schema) a cluster-launcher YAML; resolve the head's Jobs API address."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClusterError(f"{path}: file not found (a Ray cluster-launcher YAML, e.g. cluster-local.yaml)")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ClusterError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("provider"), dict):
+        raise ClusterError(f"{path}: not a Ray cluster-launcher config (no provider section)")
+    try:
+        from ray.autoscaler._private.util import prepare_config, validate_config
+
+        validate_config(prepare_config(json.loads(json.dumps(config))))
+    except ImportError:  # pragma: no cover -- ray[default] is a dependency
+        pass
+    except Exception as exc:  # noqa: BLE001 -- jsonschema/ValueError: report as the user's config problem
+        raise ClusterError(f"{path}: does not match Ray's cluster-launcher schema: {str(exc).splitlines()[0]}") from None
+    provider = config["provider"]
+    kind = str(provider.get("type", ""))
+    hosts: tuple[str, ...] = ()
+    if kind == "local":
+        hosts = tuple(str(h) for h in [provider.get("head_ip"), *(provider.get("worker_ips") or [])] if h)
+        can_add = bool(provider.get("worker_ips")) or int(config.get("max_workers") or 0) > 0
+    else:
+        types = config.get("available_node_types") or {}
+        total = int(config.get("max_workers") or 0)
+        per_type = [int(t.get("max_workers", total)) for n, t in types.items() if n != config.get("head_node_type")]
+        can_add = total > 0 and (not types or any(m > 0 for m in per_type))
+    meta = ((config.get("metadata") or {}).get("tailsweep") or {})
+    shared = tuple(str(p) for p in [*(meta.get("shared_paths") or []), *shared_dirs])
+    if address is None:
+        if kind == "local":
+            head = provider.get("head_ip")
+            if not head:
+                raise ClusterError(f"{path}: provider.head_ip is missing (the machine that runs Ray's head)")
+        else:
+            head = _cloud_head_ip(path)
+        address = f"http://{head}:{_dashboard_port(config)}"
+    if "://" not in address:
+        address = f"http://{address}"
+    return Cluster(path, kind, address.rstrip("/"), can_add, hosts, shared)
+
+
+# --- the head: reachable, authenticated -----------------------------------------------------------
+def find_token() -> tuple[str | None, str]:
+    """The Ray auth token and where it came from (Ray's order); the token itself is never printed."""
+    if token := os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return token, "RAY_AUTH_TOKEN"
+    if env_path := os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        p = Path(env_path).expanduser()
+        try:
+            token = p.read_text().strip()
+        except OSError as exc:
+            raise ClusterError(f"RAY_AUTH_TOKEN_PATH={env_path}: cannot read it ({exc.strerror})") from None
+        if not token:
+            raise ClusterError(f"RAY_AUTH_TOKEN_PATH={env_path}: the file is empty")
+        return token, f"RAY_AUTH_TOKEN_PATH ({p})"
+    default = Path.home() / ".ray" / "auth_token"
+    if default.is_file() and (token := default.read_text().strip()):
+        return token, str(default)
+    return None, ""
+
+
+def _get(url: str, headers: dict | None = None, timeout: float = 15) -> tuple[int, str]:
+    req = urllib.request.Request(url, headers={"User-Agent": "tailsweep", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+@dataclass
+class Head:
+    """A checked connection to a cluster's Jobs API."""
+
+    cluster: Cluster
+    auth_mode: str
+    token_source: str
+    _headers: dict = field(default_factory=dict, repr=False)  # holds the token: never print or log
+    _client: object = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address
+
+    @property
+    def client(self):
+        if self._client is None:
+            from ray.job_submission import JobSubmissionClient
+
+            self._client = JobSubmissionClient(self.address, headers=dict(self._headers))
+        return self._client
+
+    def get_json(self, endpoint: str, timeout: float = 30) -> dict:
+        status, body = _get(self.address + endpoint, self._headers, timeout)
+        if status != 200:
+            raise ClusterError(f"{self.address}{endpoint}: HTTP {status}: {body[:300]}")
+        return json.loads(body)
+
+    def nodes(self) -> list[dict]:
+        """Alive nodes (Ray's state API): node_id, node_ip, is_head_node, resources_total."""
+        data = self.get_json("/api/v0/nodes?limit=1000&detail=true")
+        rows = data.get("data", {}).get("result", {}).get("result", [])
+        return [n for n in rows if n.get("state") == "ALIVE"]
+
+
+def connect(cluster: Cluster, timeout: float = 15) -> Head:
+    """Check the head answers and accepts our token; raises ClusterError naming the fix."""
+    where = f"the Ray head's dashboard at {cluster.address} (from {cluster.path})"
+    try:
+        status, _ = _get(cluster.address + "/api/healthz", timeout=timeout)
+    except (OSError, urllib.error.URLError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ClusterError(
+            f"cannot reach {where}: {reason}. Is the cluster up (`ray up {cluster.path}`)? If the head is "
+            f"up but its dashboard port is not reachable from here, forward it (`ray dashboard {cluster.path}`) "
+            "and pass --address http://127.0.0.1:8265; on-premise, start the head with --dashboard-host=0.0.0.0"
+        ) from None
+    if status != 200:
+        raise ClusterError(f"{where} answered HTTP {status} on /api/healthz: is that port Ray's dashboard "
+                           "(`ray start --head --dashboard-port=...`)?")
+    status, body = _get(cluster.address + "/api/authentication_mode", timeout=timeout)
+    mode = json.loads(body).get("authentication_mode", "disabled") if status == 200 else "disabled"
+    headers: dict = {}
+    source = ""
+    if mode == "token":
+        token, source = find_token()
+        if token is None:
+            raise ClusterError(
+                f"{where} requires a Ray authentication token and none was found: copy the head's token (run "
+                "`ray get-auth-token` on the head) into ~/.ray/auth_token here, or point RAY_AUTH_TOKEN_PATH at a "
+                "file holding it (RAY_AUTH_TOKEN also works)")
+        headers = {"Authorization": f"Bearer {token}"}
+    status, _ = _get(cluster.address + "/api/version", headers, timeout)
+    if status in (401, 403):
+        raise ClusterError(
+            f"{where} rejected the Ray authentication token from {source or 'nowhere'} (HTTP {status}): it is not "
+            "the cluster's token. Copy the head's token (`ray get-auth-token` on the head) into that file")
+    if status != 200:
+        raise ClusterError(f"{where} answered HTTP {status} on /api/version; is it a Ray {_ray_version()} head?")
+    return Head(cluster, mode, source, headers)
+
+
+def _ray_version() -> str:
+    from importlib.metadata import version
+
+    return version("ray")
+
+
+# --- checks before submission ---------------------------------------------------------------------
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    p = PurePosixPath(os.path.normpath(path))
+    return any(p == PurePosixPath(os.path.normpath(r)) or PurePosixPath(os.path.normpath(r)) in p.parents
+               for r in roots)
+
+
+def _loopback(host: str | None) -> bool:
+    if host in (None, "", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_submission(spec: SweepSpec, cluster: Cluster, node_ips: tuple[str, ...] = (),
+                     check_tracking: bool = True) -> list[str]:
+    """Every reason this spec cannot run on this cluster (empty = fine). ``node_ips``: one per alive node."""
+    problems = []
+    multi = cluster.can_add_workers or len(node_ips) > 1
+    shared_hint = (f"mount a filesystem at the same path on every node, list it in {cluster.path} under "
+                   "metadata: {tailsweep: {shared_paths: [/mnt/shared]}} (or pass --shared-dir /mnt/shared) and "
+                   "use a path under it")
+    # tracking: a server every node reaches
+    uri = spec.tracking_uri
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        problems.append(
+            f"tracking.uri = {uri!r}: a cluster needs an MLflow tracking server that every node reaches -- a SQLite "
+            "or file store is local to one machine. Start one with `launch mlflow-server --host 0.0.0.0 --dir "
+            "/shared/mlflow` on a machine the nodes reach and pass --set tracking.uri=http://THAT_HOST:5000")
+    elif parts.username or parts.password:
+        problems.append("tracking.uri carries credentials (user:password@): they would be stored with the sweep's "
+                        "spec; give the server's address without them")
+    else:
+        hosts = set(cluster.node_hosts) | set(node_ips) | {cluster.host}
+        if _loopback(parts.hostname) and not all(_loopback(h) for h in hosts):
+            problems.append(f"tracking.uri = {uri!r}: {parts.hostname} is each node itself, not this machine; use an "
+                            "address of the tracking server that every node reaches")
+        elif check_tracking:
+            try:
+                status, _ = _get(uri.rstrip("/") + "/health", timeout=20)
+                ok = status == 200
+                why = f"HTTP {status}"
+            except (OSError, urllib.error.URLError) as exc:
+                ok, why = False, str(getattr(exc, "reason", exc))
+            if not ok:
+                problems.append(f"tracking.uri = {uri!r}: the MLflow server does not answer ({why}); start it with "
+                                "`launch mlflow-server --host 0.0.0.0 --dir /shared/mlflow` (or check the address)")
+    # storage: paths on the cluster; shared when there are several nodes
+    for key, value in (("tracking.dir", spec.tracking.dir), ("data.path", spec.data.path),
+                       ("tracking.storage", spec.tracking.storage)):
+        if value and "://" not in value and not (value.startswith("/") or value.startswith("~")):
+            problems.append(f"{key} = {value!r} is relative: on the cluster it would land in the job's temporary "
+                            "working directory; give an absolute path on the cluster")
+    if multi:
+        storage = spec.tracking.storage or f"{spec.tracking.dir.rstrip('/')}/ray"
+        if not storage.startswith(REMOTE_STORAGE) and not _under(storage, cluster.shared_paths):
+            key = "tracking.storage" if spec.tracking.storage else "tracking.dir"
+            problems.append(
+                f"{key}: Ray's checkpoints would go to {storage}, a node-local path, but this cluster has several "
+                f"nodes and a trial may resume on another one. Either {shared_hint}, or keep checkpoints in object "
+                "storage with --set tracking.storage=s3://BUCKET/PREFIX (or gs://)")
+        data = spec.data.path or f"{spec.tracking.dir.rstrip('/')}/data"
+        if not _under(data, cluster.shared_paths):
+            key = "data.path" if spec.data.path else "tracking.dir (the demo table is generated under it)"
+            problems.append(f"{key}: the label table at {data} must be readable from every node of this multi-node "
+                            f"cluster, and that path is node-local; {shared_hint}")
+    return problems
+
+
+# --- submission -----------------------------------------------------------------------------------
+def project_root() -> Path:
+    """The checkout that is shipped (the folder holding pyproject.toml above this package)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file():
+        raise ClusterError(f"{root}: not a tailsweep checkout (no pyproject.toml); submit from a source checkout")
+    return root
+
+
+def entrypoint(spec_rel: str, verbose: bool = False) -> str:
+    """The job's shell command, from an argument list: nothing user-given is interpolated unquoted."""
+    args = ["python", "-m", "tailsweep.orchestrator.cli", "sweep", spec_rel]
+    if verbose:
+        args.append("--verbose")
+    return shlex.join(args)
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=root)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def submit(head: Head, spec: SweepSpec, verbose: bool = False, env: dict | None = None) -> str:
+    """Ship the project + the spec, start the sweep driver as a Ray Job; returns the job's submission id."""
+    root = project_root()
+    job_id = f"tailsweep-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    spec_dir = root / JOB_DIR / job_id
+    spec_dir.mkdir(parents=True)
+    spec_rel = f"{JOB_DIR}/{job_id}/spec.yaml"
+    (root / spec_rel).write_text(spec_to_yaml(spec))
+    env_vars = dict(env or {})
+    if commit := _git_commit(root):
+        env_vars["TAILSWEEP_GIT_COMMIT"] = commit
+    runtime_env: dict = {"working_dir": str(root), "excludes": EXCLUDES}
+    if env_vars:
+        runtime_env["env_vars"] = env_vars
+    try:
+        return head.client.submit_job(entrypoint=entrypoint(spec_rel, verbose), submission_id=job_id,
+                                      runtime_env=runtime_env, metadata={"tailsweep.spec": spec.name})
+    finally:  # uploaded with the working dir (or not at all): the local copy is no longer needed
+        shutil.rmtree(spec_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (root / JOB_DIR).rmdir()
+
+
+def follow(head: Head, job_id: str, out=None, poll_s: float = 2.0) -> str:
+    """Stream the job's logs until it ends; returns its final status. Ctrl-C raises KeyboardInterrupt
+    (the job keeps running)."""
+    out = out or sys.stdout
+
+    async def tail():
+        async for chunk in head.client.tail_job_logs(job_id):
+            out.write(chunk)
+            out.flush()
+
+    try:
+        asyncio.run(tail())
+    except RuntimeError as exc:  # the log stream broke off: fall back to polling the status
+        out.write(f"\n[tailsweep] log stream interrupted ({exc}); waiting for the job to end ...\n")
+    while (status := str(head.client.get_job_status(job_id).value)) not in TERMINAL:
+        time.sleep(poll_s)
+    return status
+
+
+def reattach_hint(job_id: str, cluster: Cluster, address_given: bool) -> str:
+    flags = shlex.join(["--cluster", str(cluster.path)] + (["--address", cluster.address] if address_given else []))
+    return (f"detached: the sweep keeps running on the cluster as job {job_id}.\n"
+            f"  follow it again:  launch logs {job_id} {flags} --follow\n"
+            f"  its state:        launch status {job_id} {flags}\n"
+            f"  stop it:          launch stop {job_id} {flags}")
+
+
+def prepare(spec: SweepSpec, spec_source: str, cluster: Cluster) -> tuple[Head, list[dict]]:
+    """All checks before a submission, in order; raises SpecError/ClusterError with every problem."""
+    from .spec import SpecError
+
+    problems = check_spec(spec, check_data=bool(spec.data.path) and Path(spec.data.path).expanduser().exists())
+    if problems:
+        raise SpecError(problems, spec_source)
+    head = connect(cluster)
+    nodes = head.nodes()
+    from ._sweep import TRIAL_RESOURCE
+
+    if not any(TRIAL_RESOURCE in (n.get("resources_total") or {}) for n in nodes):
+        raise ClusterError(f"the cluster at {cluster.address} offers no '{TRIAL_RESOURCE}' resource (trial drivers "
+                           f"hold it); start its head with --resources='{{\"{TRIAL_RESOURCE}\": 1000}}' "
+                           "(see cluster.yaml)")
+    problems = check_submission(spec, cluster, tuple(str(n.get("node_ip", "")) for n in nodes))
+    if problems:
+        raise SpecError(problems, f"{spec_source} on {cluster.path}")
+    return head, nodes
+
+
+def mlflow_server_command(host: str, port: int, store_dir: str | Path) -> list[str]:
+    """``mlflow server`` with a SQLite store and proxied artifacts under ``store_dir``."""
+    d = Path(store_dir).expanduser().resolve()
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{d / 'mlflow.db'}",
+            "--artifacts-destination", str(d / "artifacts"), "--host", host, "--port", str(port), "--workers", "1"]
