@@ -200,7 +200,7 @@ def _per_label_means(trials: list[Trial], key: str) -> dict[str, tuple[int, floa
 def plot_per_label_f1(groups: dict[str, list[Trial]], colours, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(12, 5))
     for name, trials in groups.items():
         pts = sorted(_per_label_means([t for t in trials if t.complete], "f1").values())
         if not pts:
@@ -223,7 +223,7 @@ def plot_per_label_f1(groups: dict[str, list[Trial]], colours, path: Path) -> No
     ax.axvspan(ax.get_xlim()[0], 20, color="0.92", zorder=0)
     ax.text(0.01, 0.97, "few-shot (< 20)", transform=ax.transAxes, va="top", fontsize=8, color="0.4")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -232,7 +232,7 @@ def plot_per_label_f1(groups: dict[str, list[Trial]], colours, path: Path) -> No
 def plot_bucket_recall(groups: dict[str, list[Trial]], colours, path: Path, buckets: list[str]) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(12, 4.5))
     width = 0.8 / max(1, len(groups))
     for i, (name, trials) in enumerate(groups.items()):
         stats = [mean_ci([t.metrics.get(f"test/recall_{b}") for t in trials if t.complete]) for b in buckets]
@@ -245,7 +245,7 @@ def plot_bucket_recall(groups: dict[str, list[Trial]], colours, path: Path, buck
     ax.set_ylabel("test macro recall at 0.5 (95 % CI over seeds)")
     ax.set_title("Recall by training-frequency bucket")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -294,27 +294,27 @@ def plot_weights(groups: dict[str, list[Trial]], colours, path: Path) -> list[st
     """Each setting's per-label positive-term weight against training count; returns the settings drawn."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(12, 4.5))
     drawn = []
     for name, trials in groups.items():
         w = next((t.weights for t in trials if t.weights), {})
         counts = w.get("train_count")
-        vec = next((w[k] for k in ("pos_weight", "logit_shift", "shift") if isinstance(w.get(k), list)
+        key = next((k for k in ("pos_weight", "logit_shift", "shift") if isinstance(w.get(k), list)
                     and counts and len(w[k]) == len(counts)), None)
-        if vec is None:
+        if key is None:
             continue
-        pts = sorted((c, v) for c, v in zip(counts, vec, strict=True) if c > 0)
+        pts = sorted((c, v) for c, v in zip(counts, w[key], strict=True) if c > 0)
         if pts:
             x, y = zip(*pts, strict=True)
-            ax.plot(x, y, "o", ms=3, alpha=0.8, color=colours[name], label=name)
+            ax.plot(x, y, "o", ms=3, alpha=0.8, color=colours[name], label=f"{name} [{key}]")
             drawn.append(name)
     ax.set_xscale("log")
     ax.set_xlabel("training positives of the label (log scale)")
-    ax.set_ylabel("weight on the positive term")
-    ax.set_title("Weight vector of each scheme (from the weights.json each trial logged)")
+    ax.set_ylabel("per-label value [vector named in the legend]")
+    ax.set_title("Weight vector of each scheme: pos_weight multiplies the positive term; logit_shift is added to z")
     ax.grid(alpha=0.3)
     if drawn:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -368,7 +368,7 @@ def build_report(sweep: Sweep, out_dir: Path, baseline: str = BASELINE, title: s
             counts[b] = sum(1 for r in done[0].per_label if r["bucket"] == b)
     blocks += [("h2", "By training frequency (recall / F1 / AP, mean over seeds)"),
                ("p", "Buckets by training positives (Liu et al., CVPR 2019): many-shot > 100, medium 20-100, few-shot < 20"
-                     + (" -- " + ", ".join(f"{b}: {n} labels" for b, n in counts.items()) if counts else "") + "."),
+                     + (" -- " + ", ".join(f"{b}: {n} label{'s' if n != 1 else ''}" for b, n in counts.items()) if counts else "") + "."),
                _table(["setting"] + buckets, rows)]
     # significance
     base = next((n for n in names if n == baseline or n.split()[0] == baseline), None)
