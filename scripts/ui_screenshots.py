@@ -52,27 +52,32 @@ def main() -> None:
     ap.add_argument("--sweep", default="latest", help="sweep id (prefix) or 'latest'")
     ap.add_argument("--out", default="docs/img", help="folder for the PNGs")
     ap.add_argument("--browser", default=None, help="chromium executable (default: found on PATH)")
+    ap.add_argument("--url", default=None, help="use this running `launch ui` (http://127.0.0.1:PORT) instead of starting one")
     args = ap.parse_args()
     browser = args.browser or shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         raise SystemExit("chromium not found: install Debian's package (apt-get install chromium) or pass --browser")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    ui = subprocess.Popen([sys.executable, "-m", "tailsweep.orchestrator.cli", "ui", "--dir", args.dir, "--port",
-                           str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ui = None
+    if args.url:
+        base = args.url.rstrip("/")
+    else:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        ui = subprocess.Popen([sys.executable, "-m", "tailsweep.orchestrator.cli", "ui", "--dir", args.dir, "--port",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        for _ in range(120):
+        for _ in range(600):  # an MLflow server can take minutes to start on a busy machine
             try:
                 exps = _post(base, "experiments/search", {"max_results": 100})["experiments"]
                 break
             except OSError:
                 time.sleep(1)
         else:
-            raise SystemExit("launch ui did not come up within 120 s")
+            raise SystemExit("launch ui did not come up within 10 minutes")
         ids = [e["experiment_id"] for e in exps]
         runs = _post(base, "runs/search", {"experiment_ids": ids, "max_results": 1000,
                                            "order_by": ["attributes.start_time DESC"]}).get("runs", [])
@@ -84,19 +89,25 @@ def main() -> None:
             raise SystemExit(f"no sweep '{args.sweep}' in {args.dir}")
         parent = parents[0]
         exp_id = parent["info"]["experiment_id"]
-        children = [r["info"]["run_id"] for r in runs if tags(r).get("mlflow.parentRunId") == parent["info"]["run_id"]]
+        kids = [r for r in runs if tags(r).get("mlflow.parentRunId") == parent["info"]["run_id"]]
+        children = [r["info"]["run_id"] for r in kids]
+        first_seed = min((tags(r).get("seed", "0") for r in kids), default="0")
+        compared = [r["info"]["run_id"] for r in kids if tags(r).get("seed") == first_seed][:12] or children[:12]
         sweep_id = tags(parent)["tailsweep.sweep_id"]
-        shoot(browser, f"{base}/#/experiments/{exp_id}/runs", out / "mlflow-runs.png")
-        compare = (f"{base}/#/compare-runs?runs={urllib.parse.quote(json.dumps(children[:12]))}"
+        # the runs table filtered to this sweep's trials (one row per trial, its metrics as columns)
+        query = urllib.parse.quote(f"tags.`mlflow.parentRunId` = '{parent['info']['run_id']}'")
+        shoot(browser, f"{base}/#/experiments/{exp_id}/runs?searchFilter={query}", out / "mlflow-runs.png")
+        compare = (f"{base}/#/compare-runs?runs={urllib.parse.quote(json.dumps(compared))}"
                    f"&experiments={urllib.parse.quote(json.dumps([exp_id]))}")
         shoot(browser, compare, out / "mlflow-compare.png", size="1600,1400")
         print(f"sweep {sweep_id}: {len(children)} child runs; wrote {out / 'mlflow-runs.png'} and {out / 'mlflow-compare.png'}")
     finally:  # the UI and the MLflow server it started share a process group: stop them together
-        os.killpg(ui.pid, signal.SIGTERM)
-        try:
-            ui.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
+        if ui is not None:
+            os.killpg(ui.pid, signal.SIGTERM)
+            try:
+                ui.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(ui.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
