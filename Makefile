@@ -20,15 +20,15 @@ demo: $(STAMP)
 	$(BIN)/launch sweep
 
 lint: $(STAMP)
-	$(BIN)/ruff check tailsweep tests benchmarks
-	$(BIN)/ruff format --check tailsweep tests benchmarks
+	$(BIN)/ruff check tailsweep tests benchmarks scripts
+	$(BIN)/ruff format --check tailsweep tests benchmarks scripts
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix tailsweep tests benchmarks
-	$(BIN)/ruff format tailsweep tests benchmarks
+	$(BIN)/ruff check --fix tailsweep tests benchmarks scripts
+	$(BIN)/ruff format tailsweep tests benchmarks scripts
 
 test: $(STAMP)
-	$(BIN)/ruff check tailsweep tests benchmarks
+	$(BIN)/ruff check tailsweep tests benchmarks scripts
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP)
