@@ -82,13 +82,25 @@ def plan_resources(spec: SweepSpec, cluster: dict, n_trials: int) -> dict:
     if use_gpu and r.workers_per_trial > gpus:
         problems.append(f"resources.use_gpu: a trial needs {r.workers_per_trial} GPUs (one per worker) but the "
                         f"cluster has {gpus:g}")
+    held = max(1, int(r.cpus_per_worker))
+    loaders = spec.train.loader_workers
+    if spec.train.pipeline == "stream" and loaders is not None and loaders > held - 1:
+        # Loader processes are not scheduled by Ray: more of them than the worker's spare CPUs would starve
+        # the training process (and, with every CPU held by concurrent trials, the whole machine).
+        problems.append(f"train.loader_workers = {loaders}: a Train worker holds resources.cpus_per_worker = "
+                        f"{r.cpus_per_worker:g} CPU, of which the training process needs one, leaving {held - 1} for "
+                        f"loader processes; lower train.loader_workers to {held - 1} or raise resources.cpus_per_worker "
+                        f"to {loaders + 1}")
+    if spec.train.pipeline == "stream" and spec.model.image_size is None:
+        problems.append("train.pipeline = stream crops images to model.image_size; set model.image_size (e.g. 224)")
     if problems:
         raise SpecError(problems, "resource plan")
     by_cpu = math.floor(cpus / per_trial_cpu + 1e-9)
     by_gpu = math.floor(gpus / r.workers_per_trial) if use_gpu else by_cpu
     concurrent = max(1, min(by_cpu, by_gpu, n_trials, r.max_concurrent_trials or n_trials))
     return {"use_gpu": use_gpu, "max_concurrent_trials": concurrent,
-            "threads": max(1, int(r.cpus_per_worker)), "cluster_cpus": cpus, "cluster_gpus": gpus}
+            "threads": held, "loader_workers": held - 1 if loaders is None else loaders,
+            "cluster_cpus": cpus, "cluster_gpus": gpus}
 
 
 def _git_commit() -> str:
@@ -263,7 +275,8 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
         "epochs": t.epochs, "batch_size": t.batch_size, "eval_batch_size": t.eval_batch_size,
         "optimizer": t.optimizer, "train_splits": tuple(t.train_splits), "final_model": t.final_model,
         "checkpoint_every_s": t.checkpoint_every_s, "lr": t.lr, "weight_decay": t.weight_decay, "momentum": t.momentum,
-        "augment": t.augment, "select_metric": spec.search.metric, "threads": resources["threads"],
+        "augment": t.augment, "pipeline": t.pipeline, "loader_workers": resources["loader_workers"],
+        "select_metric": spec.search.metric, "threads": resources["threads"],
         "precision": t.precision,
     }
     common = {k: v for k, v in worker_defaults.items() if k not in ("stats", "scheme", "lr")}

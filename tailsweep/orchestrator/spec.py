@@ -95,6 +95,12 @@ class TrainSpec(_Model):
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     augment: bool = True
+    pipeline: Literal["memory", "stream"] = Field(
+        "memory", description="images: memory = decode the training split once, random flips; stream = Parquet "
+                              "row groups per worker, decoded + RandomResizedCrop/flip (transforms v2) in loader "
+                              "processes, for catalogues larger than memory (needs model.image_size)")
+    loader_workers: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="stream: loader processes per Train worker; null = resources.cpus_per_worker - 1")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
     max_failures: Annotated[int, Field(ge=0)] = 0
     train_splits: list[Literal["train", "val"]] = Field(

@@ -41,25 +41,36 @@ def decode(blob: bytes) -> torch.Tensor:
 
 
 class ParquetImageStream(IterableDataset):
-    """(image, target) pairs streamed from one split's Parquet file, sharded by row group.
+    """(image, target) pairs streamed from Parquet split files, sharded by row group.
 
     Args:
-        path: the split's Parquet file (columns ``image`` and ``labels``).
+        path: a split's Parquet file (columns ``image`` and ``labels``), or a list of them (train + val).
         encode: list<string> labels column -> (N, C) targets (``LabelTable.encode``).
         rank, world: this Train worker's shard.
     """
 
     def __init__(self, path, encode, size: int, augment: bool, rank: int = 0, world: int = 1, seed: int = 0):
-        self.path, self.encode, self.size, self.augment = str(path), encode, size, augment
+        self.paths = [str(p) for p in (path if isinstance(path, list | tuple) else [path])]
+        self.encode, self.size, self.augment = encode, size, augment
         self.rank, self.world, self.seed, self.epoch = rank, world, seed, 0
-        self.num_groups = pq.ParquetFile(self.path).num_row_groups
+        # (file, row group) -> rows, from the Parquet footers
+        self.groups = [(f, g, pq.ParquetFile(p).metadata.row_group(g).num_rows)
+                       for f, p in enumerate(self.paths) for g in range(pq.ParquetFile(p).num_row_groups)]
+        self.num_groups = len(self.groups)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _order(self) -> np.ndarray:
+        return np.random.default_rng((self.seed, self.epoch)).permutation(self.num_groups)
+
+    def rows_per_rank(self) -> list[int]:
+        """Rows each rank streams this epoch (every rank computes the same list)."""
+        order = self._order()
+        return [sum(self.groups[i][2] for i in order[r::self.world]) for r in range(self.world)]
+
     def my_groups(self) -> list[int]:
-        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.num_groups)
-        mine = order[self.rank::self.world]
+        mine = self._order()[self.rank::self.world]
         info = get_worker_info()
         if info is not None:
             mine = mine[info.id::info.num_workers]
@@ -69,9 +80,10 @@ class ParquetImageStream(IterableDataset):
         info = get_worker_info()
         rng = np.random.default_rng((self.seed, self.epoch, self.rank, info.id if info else 0))
         transform = image_transform(self.size, self.augment)
-        f = pq.ParquetFile(self.path)
-        for g in self.my_groups():
-            tbl = f.read_row_group(g, columns=["image", "labels"])
+        files = [pq.ParquetFile(p) for p in self.paths]
+        for i in self.my_groups():
+            f, g, _ = self.groups[i]
+            tbl = files[f].read_row_group(g, columns=["image", "labels"])
             targets = torch.from_numpy(self.encode(tbl.column("labels")).astype(np.float32))
             blobs = tbl.column("image").to_pylist()
             for i in rng.permutation(len(blobs)):

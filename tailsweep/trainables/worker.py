@@ -49,6 +49,8 @@ class WorkerConfig:
     backbone: str = "resnet18"
     weights: str | None = None  # local state-dict file of a pretrained encoder (bundled backbones need none)
     freeze: bool = False  # keep the pretrained encoder fixed; with augment off, heads train on cached embeddings
+    pipeline: str = "memory"  # images: "memory" (decode once, flips) or "stream" (Parquet row groups, transforms v2)
+    loader_workers: int = 0  # stream: DataLoader processes per Train worker
     image_size: int | None = None
     hidden: int = 512
     layers: int = 2
@@ -179,7 +181,18 @@ def train_loop_per_worker(config: dict) -> None:
         table, _ = embedding_table(table, cfg.backbone, cfg.image_size, cfg.weights, device,
                                    log=_flush_print if rank == 0 else None)
         backbone, embed_s = "mlp", time.perf_counter() - t
-    train = concat_splits([load_split(table, s, cfg.image_size) for s in cfg.train_splits])
+    stream = None
+    if cfg.pipeline == "stream" and table.input_kind == "image":
+        from ._stream import ParquetImageStream
+
+        if cfg.oversample != "none" or cfg.image_size is None:
+            raise ValueError("train.pipeline = stream needs model.image_size and no oversampling (it streams the "
+                             "split files as they are)")
+        stream = ParquetImageStream([table.path(s) for s in cfg.train_splits], table.encode, cfg.image_size,
+                                    cfg.augment, rank, world, cfg.seed)
+        train = load_split(table, cfg.train_splits[0], cfg.image_size, rows=np.arange(1))  # shapes only
+    else:
+        train = concat_splits([load_split(table, s, cfg.image_size) for s in cfg.train_splits])
     if cfg.oversample == "lpros":  # the same duplicates on every rank (seeded)
         extra = lpros_indices(train.targets.numpy(), stats.parent_indices(), stats.depths, cfg.oversample_budget,
                               cfg.seed)
@@ -212,8 +225,11 @@ def train_loop_per_worker(config: dict) -> None:
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
     else:
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    per_rank = math.ceil(len(train) / world)
-    steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
+    if stream is None:
+        per_rank = math.ceil(len(train) / world)
+        steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
+    else:  # every rank runs the same number of steps (DDP): as many full batches as the smallest shard has
+        steps_per_epoch = max(1, min(stream.rows_per_rank()) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
     raw_model = model.module if hasattr(model, "module") else model
 
@@ -236,16 +252,9 @@ def train_loop_per_worker(config: dict) -> None:
         _maybe_fault(epoch + 1, cfg.scheme)
         model.train()
         gen.manual_seed(cfg.seed * 1000 + epoch)  # same permutation on every rank
-        perm = torch.randperm(len(train), generator=gen)
-        if len(perm) < per_rank * world:  # pad so every rank runs the same number of steps (DDP)
-            perm = torch.cat([perm, perm[: per_rank * world - len(perm)]])
-        mine = perm[rank::world]
         t0 = time.perf_counter()
         total_loss, seen = torch.zeros((), device=device), 0
-        for s in range(steps_per_epoch):
-            b = mine[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            x = prepare_batch(train.inputs[b], train.is_image, device, augment=cfg.augment, generator=gen)
-            y = train.targets[b].to(device, non_blocking=True)
+        for s, (x, y) in enumerate(_batches(cfg, train, stream, epoch, steps_per_epoch, rank, world, device, gen)):
             if set_progress is not None:
                 set_progress(s, steps_per_epoch)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
@@ -257,8 +266,8 @@ def train_loop_per_worker(config: dict) -> None:
             sched.step()
             if first_step_time is None:
                 first_step_time = time.time()
-            total_loss += loss.detach() * len(b)
-            seen += len(b)
+            total_loss += loss.detach() * len(y)
+            seen += len(y)
         train_time = time.perf_counter() - t0
 
         t1 = time.perf_counter()
@@ -325,6 +334,37 @@ def rare_predictions(stats: LabelStats, y: np.ndarray, p: np.ndarray, k: int = R
     order = [j for j in np.argsort(stats.counts, kind="stable") if stats.counts[j] > 0 and y[:, j].any()][:k]
     return [{"row": i, "label": stats.labels[j], "train_count": int(stats.counts[j]), "y": int(y[i, j]),
              "p": float(p[i, j])} for j in order for i in range(len(y))]
+
+
+def _batches(cfg: WorkerConfig, train: SplitTensors, stream, epoch: int, steps: int, rank: int, world: int,
+             device: torch.device, gen: torch.Generator):
+    """``steps`` training batches (x, y) of this rank for ``epoch``, on ``device``.
+
+    memory: a permutation of the in-memory split (the same on every rank, padded so every rank gets
+    ``steps`` batches), random flips. stream: this rank's row groups through a DataLoader whose processes
+    decode and augment (``cfg.loader_workers`` of them; 0 = in this process).
+    """
+    if stream is None:
+        per_rank = math.ceil(len(train) / world)
+        perm = torch.randperm(len(train), generator=gen)
+        if len(perm) < per_rank * world:  # pad so every rank runs the same number of steps (DDP)
+            perm = torch.cat([perm, perm[: per_rank * world - len(perm)]])
+        mine = perm[rank::world]
+        for s in range(steps):
+            b = mine[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            yield (prepare_batch(train.inputs[b], train.is_image, device, augment=cfg.augment, generator=gen),
+                   train.targets[b].to(device, non_blocking=True))
+        return
+    from ._stream import stream_loader
+
+    stream.set_epoch(epoch)
+    loader = iter(stream_loader(stream, cfg.batch_size, cfg.loader_workers))
+    try:
+        for _ in range(steps):
+            x, y = next(loader)
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    finally:
+        del loader  # shuts the loader processes down
 
 
 def _log_trial_artifacts(cfg: WorkerConfig, loss_fn, stats: LabelStats, val_rows, test_rows, rare_rows) -> None:

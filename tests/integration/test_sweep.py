@@ -160,3 +160,19 @@ def test_worker_restart_logs_every_epoch_exactly_once(tmp_path, checkpoint_every
         for key in ("val/macro_ap", "train/loss", "time/train_s"):
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], (key, run.info.run_name)
     assert all(r["status"] == "DONE" and r["test/macro_f1"] is not None for r in result.rows)
+
+
+def test_streaming_pipeline_with_concurrent_trials_holding_every_cpu(tmp_path):
+    """Two concurrent image trials, each holding one of the 2 CPUs, stream from Parquet (Ray Data inside
+    Train workers hung in exactly this setting, DESIGN.md): both finish, every epoch logged."""
+    from tests.conftest import make_image_table
+
+    table = make_image_table(tmp_path / "img", n=(24, 8, 8))
+    spec = _spec(tmp_path, table, "model.backbone=resnet18", "model.image_size=16", "train.pipeline=stream",
+                 "train.batch_size=4", "train.epochs=2", "schemes=[unweighted, inverse_frequency]", "seeds=[0]",
+                 "resources.max_concurrent_trials=2")
+    result = run_sweep(spec)
+    client, _, children = _runs(spec, result)
+    assert sorted(r.info.status for r in children) == ["FINISHED", "FINISHED"]
+    for run in children:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val/macro_ap")] == [1, 2]

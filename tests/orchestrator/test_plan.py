@@ -41,3 +41,16 @@ def test_resources_derived_from_the_cluster():
 def test_a_plan_that_cannot_be_placed_is_refused():
     with pytest.raises(SpecError, match="needs 3 workers x 1 CPU = 3 CPUs but the cluster has 2"):
         plan_resources(load_spec(None, ["resources.workers_per_trial=3"]), {"CPU": 2.0}, 4)
+
+
+def test_a_streaming_plan_that_would_starve_is_refused_with_the_reason():
+    ok = load_spec(None, ["train.pipeline=stream", "model.image_size=64", "resources.cpus_per_worker=2"])
+    assert plan_resources(ok, {"CPU": 2.0}, 4)["loader_workers"] == 1  # one spare CPU: one loader process
+    one = load_spec(None, ["train.pipeline=stream", "model.image_size=64"])
+    assert plan_resources(one, {"CPU": 2.0}, 4)["loader_workers"] == 0  # decode in the training process
+    starving = load_spec(None, ["train.pipeline=stream", "model.image_size=64", "train.loader_workers=2"])
+    with pytest.raises(SpecError) as e:
+        plan_resources(starving, {"CPU": 2.0}, 4)
+    assert "train.loader_workers = 2" in str(e.value) and "raise resources.cpus_per_worker to 3" in str(e.value)
+    with pytest.raises(SpecError, match="set model.image_size"):
+        plan_resources(load_spec(None, ["train.pipeline=stream"]), {"CPU": 2.0}, 4)

@@ -58,3 +58,10 @@ def test_frozen_pretrained_encoder_embeds_once_and_reuses_the_cache(image_table)
 def test_fine_tuning_the_pretrained_encoder(image_table):
     m = _fit(image_table, backbone="efficientnet_lite0", image_size=32, layers=0, batch_size=8, epochs=1).metrics
     assert m["epoch"] == 1 and "test/micro_auprc" in m and m["time/embed_s"] == 0
+
+
+@pytest.mark.parametrize("loader_workers", [0, 1])
+def test_streaming_pipeline_trains_from_parquet_row_groups(image_table, loader_workers):
+    m = _fit(image_table, backbone="resnet18", pipeline="stream", image_size=16, loader_workers=loader_workers, batch_size=4,
+             epochs=2).metrics
+    assert m["epoch"] == 2 and "test/micro_auprc" in m and m["time/train_samples_per_s"] > 0
