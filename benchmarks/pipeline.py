@@ -36,7 +36,7 @@ CLOTHING_JPEGS = ROOT.parent / "shared" / "data" / "clothing_dataset_full" / "im
 
 
 def generated(tmp: Path, n: int):
-    """n JPEGs (400 x 533, like the clothing photos) as files and as a label table."""
+    """n JPEGs (400 x 533) as files and as a label table."""
     import io
 
     import pyarrow as pa
@@ -84,7 +84,7 @@ def main() -> None:
             table = LabelTable(CLOTHING_TABLE)
             ids = table.read("train", ["id"]).column("id").to_pylist()
             files = [CLOTHING_JPEGS / f"{i}.jpg" for i in ids]
-            source = f"the clothing table's train split ({len(ids)} photos, 400 px shorter side)"
+            source = f"the clothing table's train split ({len(ids)} photos, 224 px on the shorter side)"
         else:
             table, files = generated(Path(tmp), max(args.images, 256))
             source = f"{len(files)} generated 400 x 533 JPEGs"

@@ -225,6 +225,8 @@ def mlflow_server(host, port, store_dir):
         err_console.print(f"[yellow]listening on {host}: anyone who reaches port {port} can read and write runs[/]")
     sys.stdout.flush()
     cmd = mlflow_server_command(host, port, store_dir)
+    # MLflow's GenAI job runner (an extra consumer process) serves nothing a sweep uses
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     os.execv(cmd[0], cmd)  # the server replaces this process: stopping it stops the server
 
 
