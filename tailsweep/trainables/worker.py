@@ -172,7 +172,7 @@ def train_loop_per_worker(config: dict) -> None:
     table = LabelTable(cfg.data)
     stats = LabelStats.from_dict(cfg.stats)
     backbone, embed_s, images = cfg.backbone, 0.0, table.input_kind != "features"
-    if table.input_kind != "features" and cfg.freeze and not cfg.augment:
+    if images and cfg.freeze and not cfg.augment:
         # A frozen encoder without augmentation gives every image the same embedding in every trial:
         # one encoder pass per (table, encoder, image size), cached beside the table; the head trains on it.
         from ._embed import embedding_table
@@ -226,8 +226,7 @@ def train_loop_per_worker(config: dict) -> None:
     else:
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if stream is None:
-        per_rank = math.ceil(len(train) / world)
-        steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
+        steps_per_epoch = max(1, math.ceil(math.ceil(len(train) / world) / cfg.batch_size))
     else:  # every rank runs the same number of steps (DDP): as many full batches as the smallest shard has
         steps_per_epoch = max(1, min(stream.rows_per_rank()) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
