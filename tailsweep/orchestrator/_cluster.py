@@ -31,6 +31,7 @@ import os
 import secrets
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -224,8 +225,8 @@ class Head:
 def connect(cluster: Cluster, timeout: float = 15) -> Head:
     """Check the head answers and accepts our token; raises ClusterError naming the fix."""
     where = f"the Ray head's dashboard at {cluster.address} (from {cluster.path})"
-    try:
-        status, _ = _get(cluster.address + "/api/healthz", timeout=timeout)
+    try:  # public (no token needed) and served by the dashboard itself
+        status, body = _get(cluster.address + "/api/authentication_mode", timeout=timeout)
     except (OSError, urllib.error.URLError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ClusterError(
@@ -233,11 +234,13 @@ def connect(cluster: Cluster, timeout: float = 15) -> Head:
             f"up but its dashboard port is not reachable from here, forward it (`ray dashboard {cluster.path}`) "
             "and pass --address http://127.0.0.1:8265; on-premise, start the head with --dashboard-host=0.0.0.0"
         ) from None
-    if status != 200:
-        raise ClusterError(f"{where} answered HTTP {status} on /api/healthz: is that port Ray's dashboard "
-                           "(`ray start --head --dashboard-port=...`)?")
-    status, body = _get(cluster.address + "/api/authentication_mode", timeout=timeout)
-    mode = json.loads(body).get("authentication_mode", "disabled") if status == 200 else "disabled"
+    try:
+        mode = json.loads(body)["authentication_mode"] if status == 200 else None
+    except (ValueError, KeyError, TypeError):
+        mode = None
+    if mode is None:
+        raise ClusterError(f"{where} answered HTTP {status} but not as a Ray {_ray_version()} dashboard does: is "
+                           "that the head's dashboard port (`ray start --head --dashboard-port=...`)?")
     headers: dict = {}
     source = ""
     if mode == "token":
@@ -280,6 +283,17 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
+def _this_machine() -> set[str]:
+    """Addresses of this machine: a node at one of them reaches a tracking server on 127.0.0.1 here."""
+    ips = {"127.0.0.1", "::1", "localhost"}
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("10.255.255.255", 1))  # UDP: picks the outgoing interface, sends nothing
+        ips.add(s.getsockname()[0])
+    with contextlib.suppress(OSError):
+        ips |= {str(a[4][0]) for a in socket.getaddrinfo(socket.gethostname(), None)}
+    return ips
+
+
 def check_submission(spec: SweepSpec, cluster: Cluster, node_ips: tuple[str, ...] = (),
                      check_tracking: bool = True) -> list[str]:
     """Every reason this spec cannot run on this cluster (empty = fine). ``node_ips``: one per alive node."""
@@ -301,9 +315,9 @@ def check_submission(spec: SweepSpec, cluster: Cluster, node_ips: tuple[str, ...
                         "spec; give the server's address without them")
     else:
         hosts = set(cluster.node_hosts) | set(node_ips) | {cluster.host}
-        if _loopback(parts.hostname) and not all(_loopback(h) for h in hosts):
-            problems.append(f"tracking.uri = {uri!r}: {parts.hostname} is each node itself, not this machine; use an "
-                            "address of the tracking server that every node reaches")
+        if _loopback(parts.hostname) and not all(_loopback(h) or h in _this_machine() for h in hosts):
+            problems.append(f"tracking.uri = {uri!r}: on the cluster's nodes {parts.hostname} is each node itself, "
+                            "not this machine; use an address of the tracking server that every node reaches")
         elif check_tracking:
             try:
                 status, _ = _get(uri.rstrip("/") + "/health", timeout=20)

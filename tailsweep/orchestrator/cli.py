@@ -17,7 +17,9 @@ err_console = Console(stderr=True, soft_wrap=True)  # errors keep paths and valu
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    from rich.markup import escape  # messages quote paths and YAML like [/mnt/shared]: never markup
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     sys.exit(code)
 
 
@@ -101,7 +103,7 @@ def _sweep_on_cluster(spec, source, cluster_file, address, shared_dirs, dry_run,
         head, nodes = prepare(spec, source, cluster)
         console.print(f"cluster {cluster.address}: {len(nodes)} node(s); token auth "
                       f"{'on (token from ' + head.token_source + ')' if head.auth_mode == 'token' else 'off'}; "
-                      f"MLflow {spec.tracking_uri}", highlight=False)
+                      f"MLflow {spec.tracking_uri}", highlight=False, markup=False)
         if dry_run:
             from ._plan import plan_trials
 
@@ -112,12 +114,12 @@ def _sweep_on_cluster(spec, source, cluster_file, address, shared_dirs, dry_run,
         _fail(str(exc))
     console.print(f"submitted job [bold]{job_id}[/]", highlight=False)
     if detach:
-        console.print(reattach_hint(job_id, cluster, address is not None), highlight=False)
+        console.print(reattach_hint(job_id, cluster, address is not None), highlight=False, markup=False)
         return
     try:
         status = follow(head, job_id)
     except KeyboardInterrupt:
-        console.print("\n" + reattach_hint(job_id, cluster, address is not None), highlight=False)
+        console.print("\n" + reattach_hint(job_id, cluster, address is not None), highlight=False, markup=False)
         sys.exit(130)
     if status != "SUCCEEDED":
         _fail(f"job {job_id} ended {status}; its log: launch logs {job_id} --cluster {cluster_file}", 1)
@@ -162,7 +164,7 @@ def status(job_id, cluster_file, address):
     console.print(f"job {job_id}: [bold]{info.status.value}[/]  started {stamp(info.start_time)}  ended "
                   f"{stamp(info.end_time)}", highlight=False)
     if info.message:
-        console.print(f"  {info.message}", highlight=False)
+        console.print(f"  {info.message}", highlight=False, markup=False)
 
 
 @main.command()
