@@ -54,6 +54,7 @@ EXCLUDES = [
 ]
 REMOTE_STORAGE = ("s3://", "gs://")
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+STOP_GRACE_S = 180  # after `launch stop`, how long the driver may take to end its runs before Ray kills it
 
 
 class ClusterError(RuntimeError):
@@ -383,12 +384,14 @@ def submit(head: Head, spec: SweepSpec, verbose: bool = False, env: dict | None 
     spec_dir.mkdir(parents=True)
     spec_rel = f"{JOB_DIR}/{job_id}/spec.yaml"
     (root / spec_rel).write_text(spec_to_yaml(spec))
-    env_vars = dict(env or {})
+    # `launch stop` (Ray's stop_job) interrupts the driver like Ctrl-C: Tune stops the trials in order and
+    # the sweep ends its MLflow runs KILLED. Ray's default is SIGTERM and SIGKILL 3 s later, which leaves
+    # runs RUNNING. Both settings are read by the job's supervisor, which runs in this runtime env.
+    env_vars = {"RAY_JOB_STOP_SIGNAL": "SIGINT", "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_GRACE_S), **(env or {})}
     if commit := _git_commit(root):
         env_vars["TAILSWEEP_GIT_COMMIT"] = commit
     runtime_env: dict = {"working_dir": str(root), "excludes": EXCLUDES}
-    if env_vars:
-        runtime_env["env_vars"] = env_vars
+    runtime_env["env_vars"] = env_vars
     try:
         return head.client.submit_job(entrypoint=entrypoint(spec_rel, verbose), submission_id=job_id,
                                       runtime_env=runtime_env, metadata={"tailsweep.spec": spec.name})

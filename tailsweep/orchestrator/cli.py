@@ -190,9 +190,9 @@ def logs(job_id, cluster_file, address, follow):
 @main.command()
 @click.argument("job_id")
 @_cluster_options
-@click.option("--wait", default=60, show_default=True, help="Seconds to wait for the job to end.")
+@click.option("--wait", default=240, show_default=True, help="Seconds to wait for the job to end.")
 def stop(job_id, cluster_file, address, wait):
-    """Stop a sweep submitted with `launch sweep --cluster` (its runs left unfinished end KILLED)."""
+    """Stop a sweep submitted with `launch sweep --cluster`: interrupted like Ctrl-C, its unfinished runs end KILLED."""
     import time
 
     head = _head(cluster_file, address)

@@ -485,3 +485,35 @@ def test_a_tracking_outage_mid_trial_loses_no_metric(tmp_path, cluster, cluster_
         with contextlib.suppress(OSError):
             proxy.down()
     _assert_every_trial_once_finished_with_every_epoch(cluster, tmp_path.name, ["unweighted", "inverse_frequency"], 3)
+
+
+def test_ctrl_c_detaches_and_stop_ends_the_runs_killed(tmp_path, cluster, cluster_yaml, auth):
+    """Ctrl-C on `launch sweep --cluster` leaves the job running and says how to re-attach; `launch stop`
+    interrupts the driver like Ctrl-C, so the sweep ends its MLflow runs (none left RUNNING)."""
+    spec = _spec_file(tmp_path, cluster, train__epochs=2000, train__checkpoint_every_s=600)
+    proc = subprocess.Popen([str(BIN / "launch"), "sweep", str(spec), "--cluster", str(cluster_yaml), "--shared-dir",
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:  # until the job is submitted
+        lines.append(line)
+        if line.startswith("submitted job"):
+            break
+    job_id = lines[-1].split()[-1]
+    _wait("a trial logging epochs", lambda: any(r.data.metrics for r in _children(cluster, tmp_path.name)[1]),
+          timeout=600)
+    proc.send_signal(signal.SIGINT)
+    out = " ".join(("".join(lines) + proc.communicate(timeout=120)[0]).split())  # rich wraps long lines
+    assert proc.returncode == 130, out
+    assert f"detached: the sweep keeps running on the cluster as job {job_id}" in out
+    assert f"launch logs {job_id} --cluster {cluster_yaml} --follow" in out
+    code, status_out = _launch("status", job_id, "--cluster", str(cluster_yaml))
+    assert code == 0 and "RUNNING" in status_out  # detaching did not stop it
+
+    code, stop_out = _launch("stop", job_id, "--cluster", str(cluster_yaml))
+    assert code == 0 and f"job {job_id}: STOPPED" in stop_out, stop_out
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(cluster.mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name(tmp_path.name).experiment_id], max_results=100)
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"KILLED"}, [(r.info.run_name, r.info.status)
+                                                                            for r in runs]
