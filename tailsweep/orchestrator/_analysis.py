@@ -426,11 +426,17 @@ def build_report(sweep: Sweep, out_dir: Path, baseline: str = BASELINE, title: s
     if missing:
         blocks.append(_table(["trial", "status", "epochs logged", "why"],
                              [[t.name, t.status, str(int(t.metrics.get("epoch", 0))),
-                               (t.note or "no test metrics recorded")[:200]] for t in missing]))
+                               _reason(t.note)] for t in missing]))
         blocks.append(("p", f"{len(missing)} trial(s) are left out of every statistic above."))
     else:
         blocks.append(("p", "Nothing: every trial finished and recorded its test metrics."))
     return blocks
+
+
+def _reason(note: str) -> str:
+    """The line that says why (a traceback's last line: the exception and its message), one table cell long."""
+    lines = [x.strip() for x in (note or "").splitlines() if x.strip()]
+    return (lines[-1] if lines else "no test metrics recorded")[:200].replace("|", "/")
 
 
 def to_markdown(blocks: list[tuple], image_prefix: str = "") -> str:
