@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _docs import update_section
 
 from tailsweep.datasets import LabelStats
 from tailsweep.losses import build_loss
@@ -159,14 +160,7 @@ def main() -> None:
     print(f"images: 20 heads {img['many_s'] * 1e3:.0f} ms vs 1 head {img['one_s'] * 1e3:.0f} ms: {img['ratio']:.2f}x")
     text = render(rows, img, args)
     if args.out:
-        out = Path(args.out)
-        doc = out.read_text() if out.exists() else ""
-        if BEGIN in doc:
-            doc = doc[:doc.index(BEGIN)] + text + doc[doc.index(END) + len(END):]
-        else:
-            doc += "\n## Ensembles of heads (`python benchmarks/ensemble.py`)\n\n" + text + "\n"
-        out.write_text(doc)
-        print(f"updated {out}")
+        update_section(args.out, BEGIN, END, "Ensembles of heads (`python benchmarks/ensemble.py`)", text)
 
 
 if __name__ == "__main__":

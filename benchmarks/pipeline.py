@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _docs import update_section
 
 from tailsweep.datasets import LabelTable
 from tailsweep.trainables._stream import JpegFiles, ParquetImageStream, stream_loader
@@ -112,14 +113,7 @@ def main() -> None:
         "", "| loader processes | Parquet stream img/s | JPEG files img/s | ratio |", "|---|---|---|---|",
         *[f"| {label} | {p:.1f} | {f:.1f} | **{r:.2f}** |" for label, p, f, r in rows], END])
     if args.out:
-        out = Path(args.out)
-        doc = out.read_text() if out.exists() else ""
-        if BEGIN in doc:
-            doc = doc[:doc.index(BEGIN)] + text + doc[doc.index(END) + len(END):]
-        else:
-            doc += "\n## Image pipeline (`python benchmarks/pipeline.py`)\n\n" + text + "\n"
-        out.write_text(doc)
-        print(f"updated {out}")
+        update_section(args.out, BEGIN, END, "Image pipeline (`python benchmarks/pipeline.py`)", text)
 
 
 if __name__ == "__main__":
