@@ -50,7 +50,8 @@ def _trial(config):
 
 
 def plain_sweep(n_trials: int, epochs: int, storage: str, concurrency: int, callbacks: list) -> float:
-    """Run the plain pattern; returns the sweep wall time (Tuner.fit only)."""
+    """Run the plain pattern; returns the command's wall time (``ray.init`` + ``Tuner.fit``)."""
+    t0 = time.time()
     ray.init(resources={TRIAL_RESOURCE: 100}, log_to_driver=False, logging_level="ERROR")
     try:
         tuner = tune.Tuner(
@@ -59,7 +60,6 @@ def plain_sweep(n_trials: int, epochs: int, storage: str, concurrency: int, call
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrency),
             run_config=tune.RunConfig(name="plain", storage_path=storage, verbose=0, callbacks=callbacks),
         )
-        t0 = time.time()
         tuner.fit()
         return time.time() - t0
     finally:

@@ -12,11 +12,12 @@ path it carries); the mean ratio stays the one measured before sampling, as in M
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
 
 def row_leaves(targets: np.ndarray, parents: list[list[int]]) -> np.ndarray:
     """Boolean (N, C): node j is positive in row i and none of j's children is."""
+    from scipy import sparse  # here, not at module level: every Train worker imports this module
+
     y = np.asarray(targets) > 0
     num = y.shape[1]
     child = [c for c, ps in enumerate(parents) for _ in ps]

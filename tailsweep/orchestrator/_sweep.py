@@ -264,6 +264,7 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from ._inline import PlacementGroupSweeper
     from ._progress import ProgressView
     from ._tracking import RunStatusCallback
     from ._trial import TrialContext, run_trial
@@ -284,7 +285,7 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
     trials = [{**t, "run_id": run_id} for t, run_id in zip(trials, run_ids, strict=True)]
     ctx = TrialContext(tracking_uri=tracking.uri, storage_path=str(spec.storage_path), worker_defaults=worker_defaults,
                        num_workers=spec.resources.workers_per_trial, cpus_per_worker=spec.resources.cpus_per_worker,
-                       use_gpu=resources["use_gpu"], max_failures=t.max_failures)
+                       use_gpu=resources["use_gpu"], max_failures=t.max_failures, lean=spec.resources.lean)
     if spec.scheduler.name == "asha":
         scheduler = ASHAScheduler(time_attr="epoch", max_t=t.epochs, grace_period=min(spec.scheduler.grace_period, t.epochs),
                                   reduction_factor=spec.scheduler.reduction_factor)
@@ -309,7 +310,8 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
         ),
         run_config=tune.RunConfig(
             name=sweep_id, storage_path=str(spec.storage_path), verbose=1 if verbose else 0,
-            callbacks=[RunStatusCallback(tracking, t.epochs), progress, *callbacks],
+            callbacks=[RunStatusCallback(tracking, t.epochs), progress, *callbacks,
+                       *([PlacementGroupSweeper()] if spec.resources.lean else [])],
         ),
     )
     try:

@@ -18,6 +18,7 @@ class TrialContext:
     cpus_per_worker: float
     use_gpu: bool
     max_failures: int
+    lean: bool = True  # controller inside the trial process (orchestrator/_inline.py)
 
 
 def run_trial(config: dict, ctx: TrialContext) -> None:
@@ -26,10 +27,18 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
     Free of global state, so Tune can reuse the actor for the next trial."""
     import ray.train
     import ray.tune
-    from ray.train.torch import TorchTrainer
-    from ray.tune.integration.ray_train import TuneReportCallback
 
     from ..trainables._tracking import MlflowMetricsCallback
+
+    if ctx.lean:
+        from ._inline import InlineTorchTrainer as TorchTrainer
+        from ._inline import lean_callbacks as report_callbacks
+    else:
+        from ray.train.torch import TorchTrainer
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        def report_callbacks():
+            return [TuneReportCallback()]
 
     plan = config["trial"]
     trial_id = ray.tune.get_context().get_trial_id()
@@ -38,6 +47,9 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
                              "oversample": plan.get("oversample", "none"),
                              "oversample_budget": plan.get("oversample_budget", 0.1),
                              "lr": plan["lr"], "seed": plan["seed"], "tracking_uri": ctx.tracking_uri, "run_id": run_id})
+    metrics_logger = MlflowMetricsCallback(ctx.tracking_uri, run_id)
+    if ctx.lean:  # the controller runs here: no unpickling to start the warm-up
+        metrics_logger.warm_up()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=worker.to_dict(),
@@ -49,7 +61,7 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
             name=f"train-{trial_id}",
             storage_path=ctx.storage_path,
             # Metrics logger first: it must see each report before Tune does (DESIGN.md).
-            callbacks=[MlflowMetricsCallback(ctx.tracking_uri, run_id), TuneReportCallback()],
+            callbacks=[metrics_logger, *report_callbacks()],
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             failure_config=ray.train.FailureConfig(max_failures=ctx.max_failures),
         ),

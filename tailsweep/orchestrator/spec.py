@@ -212,8 +212,9 @@ class ResourcesSpec(_Model):
     cpus_per_worker: PosFloat = 1.0
     use_gpu: bool | None = Field(None, description="null = use GPUs when the cluster has them")
     max_concurrent_trials: PosInt | None = Field(None, description="null = derived from the cluster's resources")
-    lean: bool = Field(True, description="lean per-trial path: Ray Train settings and actor reuse that cut "
-                                         "per-trial overhead (docs/benchmarks.md)")
+    lean: bool = Field(True, description="lean per-trial path: the Train controller inside the trial's process, "
+                                         "Ray Train settings and actor reuse that cut per-trial overhead "
+                                         "(docs/benchmarks.md)")
 
 
 class TrackingSpec(_Model):

@@ -27,6 +27,7 @@ from ..losses import SCHEMES, Hierarchy, build_loss, default_k, ensemble_coheren
 from ._data import SplitTensors, concat_splits, load_split, prepare_batch, shard_indices
 from ._metrics import compute_metrics
 from ._models import build_model
+from ._tracking import ARTIFACTS_DIR
 
 CHECKPOINT_FILE = "state.pt"
 # Fault injection for tests: "raise@<epoch>[:<scheme>]" raises in the worker at the start of that
@@ -151,10 +152,21 @@ def _write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def _process_start() -> float:
+    """When this process started (wall clock); NaN where psutil is missing (Ray ships it to its workers)."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:
+        return math.nan
+
+
 def train_loop_per_worker(config: dict) -> None:
     import ray.train
     import ray.train.torch
 
+    loop_entered = time.time()
     # --- check ---------------------------------------------------------------------------------
     cfg = WorkerConfig(**config)
     ctx = ray.train.get_context()
@@ -279,6 +291,10 @@ def train_loop_per_worker(config: dict) -> None:
             "time/train_s": train_time,
             "time/eval_s": time.perf_counter() - t1,
             "time/train_samples_per_s": seen * world / train_time if train_time > 0 else 0.0,
+            # Wall-clock timestamps of this worker's start (benchmarks/overhead.py splits a trial's
+            # start-up with them): its process started, its training function entered, its first step.
+            "time/worker_process_start": _process_start(),
+            "time/loop_entered": loop_entered,
             "time/first_step": first_step_time or 0.0,
             "time/embed_s": embed_s,
         })
@@ -297,8 +313,7 @@ def train_loop_per_worker(config: dict) -> None:
                                                                autocast, hierarchy)
             _, val_rows, *_ = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast, hierarchy)
             metrics.update({f"test/{k}": v for k, v in test_metrics.items()})
-            if rank == 0 and cfg.tracking_uri and cfg.run_id:
-                _log_trial_artifacts(cfg, loss_fn, stats, val_rows, test_rows, rare_predictions(stats, test_y, test_p))
+            tables = (val_rows, test_rows, rare_predictions(stats, test_y, test_p)) if rank == 0 else None
 
         # --- checkpoint + report (checkpoint from rank 0 only) ----------------------------------
         # Checkpoints are written at most every checkpoint_every_s (and after the last epoch): with
@@ -321,6 +336,8 @@ def train_loop_per_worker(config: dict) -> None:
                              "scheduler": sched.state_dict(), "epoch": epoch + 1, "best_score": best_score,
                              "best_model": best_state}
                 torch.save(state, Path(d) / CHECKPOINT_FILE)
+                if last:  # logged to MLflow by the metrics callback where the controller runs (no mlflow here)
+                    _write_trial_artifacts(Path(d) / ARTIFACTS_DIR, cfg, loss_fn, stats, *tables)
                 checkpoint = ray.train.Checkpoint.from_directory(d)
             ray.train.report(metrics, checkpoint=checkpoint)
 
@@ -366,21 +383,19 @@ def _batches(cfg: WorkerConfig, train: SplitTensors, stream, epoch: int, steps: 
         del loader  # shuts the loader processes down
 
 
-def _log_trial_artifacts(cfg: WorkerConfig, loss_fn, stats: LabelStats, val_rows, test_rows, rare_rows) -> None:
-    from ._tracking import log_artifacts
-
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
-        files = [_write_csv(d / "per_label_val.csv", val_rows), _write_csv(d / "per_label_test.csv", test_rows)]
-        if rare_rows:
-            files.append(_write_csv(d / "rare_labels_test_predictions.csv", rare_rows))
-        table = loss_fn.weight_table() if hasattr(loss_fn, "weight_table") else {}
-        weights = {"scheme": cfg.scheme, "params": cfg.scheme_params, "labels": list(stats.labels),
-                   "train_count": [int(c) for c in stats.counts], **table}
-        (d / "weights.json").write_text(json.dumps(weights, indent=1))
-        files.append(d / "weights.json")
-        if table and all(len(v) == stats.num_labels for v in table.values()):
-            rows = [{"label": label, "train_count": int(c), **{k: v[j] for k, v in table.items()}}
-                    for j, (label, c) in enumerate(zip(stats.labels, stats.counts, strict=True))]
-            files.append(_write_csv(d / "weights.csv", rows))
-        log_artifacts(cfg.tracking_uri, cfg.run_id, files)
+def _write_trial_artifacts(d: Path, cfg: WorkerConfig, loss_fn, stats: LabelStats, val_rows, test_rows,
+                           rare_rows) -> None:
+    """The trial's tables, into the final checkpoint's ``artifacts/`` (the run's MLflow artifacts)."""
+    d.mkdir(parents=True, exist_ok=True)
+    _write_csv(d / "per_label_val.csv", val_rows)
+    _write_csv(d / "per_label_test.csv", test_rows)
+    if rare_rows:
+        _write_csv(d / "rare_labels_test_predictions.csv", rare_rows)
+    table = loss_fn.weight_table() if hasattr(loss_fn, "weight_table") else {}
+    weights = {"scheme": cfg.scheme, "params": cfg.scheme_params, "labels": list(stats.labels),
+               "train_count": [int(c) for c in stats.counts], **table}
+    (d / "weights.json").write_text(json.dumps(weights, indent=1))
+    if table and all(len(v) == stats.num_labels for v in table.values()):
+        rows = [{"label": label, "train_count": int(c), **{k: v[j] for k, v in table.items()}}
+                for j, (label, c) in enumerate(zip(stats.labels, stats.counts, strict=True))]
+        _write_csv(d / "weights.csv", rows)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+import ray
 from mlflow.tracking import MlflowClient
+from ray import tune
 
+from tailsweep.orchestrator._inline import PLACEMENT_GROUP_KEY, PlacementGroupSweeper
 from tailsweep.orchestrator._sweep import run_sweep
 from tailsweep.orchestrator._tracking import PARENT_TAG, SWEEP_TAG
 from tailsweep.orchestrator.spec import load_spec
@@ -29,15 +32,43 @@ def _runs(spec, result):
     return client, parents, children
 
 
+class _PlacementGroups(tune.Callback):
+    """Each trial's worker-group placement group (named in its results) and its state when the trial ends."""
+
+    def __init__(self):
+        self.named, self.at_end = {}, {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.named.setdefault(trial.trial_id, set()).add(result.get(PLACEMENT_GROUP_KEY))
+
+    def on_experiment_end(self, trials, **info):
+        import time
+
+        from ray.util.placement_group import placement_group_table
+
+        deadline = time.monotonic() + 15  # the last trial's process may still be shutting its group down
+        for trial_id, pgs in self.named.items():
+            (pg,) = pgs
+            while (state := placement_group_table().get(pg, {}).get("state")) != "REMOVED" and \
+                    time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.at_end[trial_id] = state
+
+
 def test_sweep_statuses_metrics_and_artifacts(tmp_path):
     table = make_features_table(tmp_path / "t", n=(200, 60, 60))
     spec = _spec(tmp_path, table, "schemes=[unweighted, inverse_frequency, focal, effective_number]",
                  "seeds=[0]", "train.epochs=3", "scheduler.name=asha", "scheduler.grace_period=1")
+    groups = _PlacementGroups()
     os.environ[FAULT_ENV] = "raise@1:focal"  # the focal trial fails before its first report
     try:
-        result = run_sweep(spec)
+        result = run_sweep(spec, callbacks=[groups])
     finally:
         del os.environ[FAULT_ENV]
+    # lean path: every result names its trial's placement group; a finished or ASHA-stopped trial's
+    # group is removed (by its own process, no PlacementGroupCleaner actor) before the sweep ends
+    assert groups.named and all(None not in pgs for pgs in groups.named.values())
+    assert groups.at_end and set(groups.at_end.values()) == {"REMOVED"}
     client, parents, children = _runs(spec, result)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(children) == 4  # one child per trial, none duplicated
@@ -178,3 +209,36 @@ def test_streaming_pipeline_with_concurrent_trials_holding_every_cpu(tmp_path):
     assert sorted(r.info.status for r in children) == ["FINISHED", "FINISHED"]
     for run in children:
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val/macro_ap")] == [1, 2]
+
+
+def test_sweeper_removes_the_placement_group_of_a_trial_whose_process_died():
+    """The lean path's stand-in for Train's PlacementGroupCleaner: a placement group outlives the actor
+    that created it (Ray keeps it until the job ends); the driver removes it when that trial errors."""
+    import time
+    from types import SimpleNamespace
+
+    from ray.util.placement_group import placement_group, placement_group_table
+
+    @ray.remote(num_cpus=0)
+    class Creator:
+        def make(self):
+            pg = placement_group([{"CPU": 1}])
+            ray.get(pg.ready())
+            return pg.id.hex()
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        creator = Creator.remote()
+        pg = ray.get(creator.make.remote())
+        ray.kill(creator)
+        assert placement_group_table()[pg]["state"] == "CREATED"  # leaked: its creator is gone
+        sweeper, trial = PlacementGroupSweeper(), SimpleNamespace(trial_id="t1")
+        sweeper.on_trial_result(0, [], trial, {PLACEMENT_GROUP_KEY: pg})
+        sweeper.on_trial_error(0, [], trial)
+        assert placement_group_table()[pg]["state"] == "REMOVED"
+        deadline = time.monotonic() + 10  # the raylet returns the CPU asynchronously
+        while ray.available_resources().get("CPU") != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ray.available_resources().get("CPU") == 2
+    finally:
+        ray.shutdown()
