@@ -16,7 +16,7 @@ from rich.console import Console
 from ..datasets import LabelTable, TableValidationError, check_table, label_stats, synth_garments
 from . import _report
 from ._plan import plan_trials
-from ._tracking import SWEEP_TAG, Tracking
+from ._tracking import KIND_TAG, SWEEP_TAG, Tracking
 from .spec import SpecError, SweepSpec, check_spec, spec_to_yaml
 
 TRIAL_RESOURCE = "tailsweep_trial"  # custom resource held by each trial's driver (never a CPU)
@@ -146,13 +146,49 @@ def _start_ray(verbose: bool, lean: bool) -> bool:
     return True
 
 
+def find_resumable(root: Path, sweep: str) -> tuple[SweepSpec, str]:
+    """The stored spec and id of a sweep under ``root`` (its tracking.dir) to resume: an id, a unique
+    prefix of one, or ``latest``. Its spec is the one it started with (``sweeps/<id>/spec.yaml``)."""
+    from .spec import load_spec
+
+    found = sorted((d for d in (root / "sweeps").glob("*") if (d / "spec.yaml").is_file()),
+                   key=lambda d: d.stat().st_mtime)
+    if not found:
+        raise SweepError(f"no sweeps to resume under {root}/sweeps; pass the spec file the sweep ran with "
+                         "(its tracking.dir locates the sweep), or start one with `launch sweep`")
+    hits = found[-1:] if sweep == "latest" else [d for d in found if d.name.startswith(sweep)]
+    if len(hits) != 1:
+        known = ", ".join(d.name for d in found[-10:])
+        raise SweepError(f"--resume {sweep}: {'matches no sweep' if not hits else 'matches several sweeps'} under "
+                         f"{root}/sweeps; known (latest 10): {known}, or 'latest'")
+    sweep_dir = hits[0]
+    # The stored spec may name tracking.dir relative to where the sweep started: pin it to where it was found.
+    spec = load_spec(sweep_dir / "spec.yaml", [f"tracking.dir={root}"])
+    _check_restorable(spec, sweep_dir.name)  # before any data, MLflow or Ray work
+    return spec, sweep_dir.name
+
+
+def _check_restorable(spec: SweepSpec, sweep_id: str) -> str:
+    from ray import tune
+
+    path = f"{str(spec.storage_path).rstrip('/')}/{sweep_id}"
+    if not tune.Tuner.can_restore(path):
+        raise SweepError(f"sweep {sweep_id} has no Tune state at {path} (it stopped before Tune started, or "
+                         "tracking.storage changed); start it again without --resume")
+    return path
+
+
 def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = False,
-              sweep_id: str | None = None, callbacks: list | None = None) -> SweepResult:
+              sweep_id: str | None = None, callbacks: list | None = None, resume: bool = False) -> SweepResult:
     """Validate, then run the whole sweep; returns the per-trial rows and the comparison.
 
     Args:
         callbacks: extra driver-side ``ray.tune.Callback`` objects (benchmarks, observers).
+        resume: finish the interrupted sweep ``sweep_id`` (Tune's restore): finished trials are kept,
+            unfinished ones resume from their last Train checkpoint in the same MLflow child runs.
     """
+    if resume and not sweep_id:
+        raise SweepError("resume needs the sweep id")
     console = console or Console()
     if not verbose:
         # Tune's own reporter stays behind --verbose: the legacy reporter with verbose=0 prints nothing.
@@ -172,15 +208,17 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
     sweep_id = sweep_id or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     report_dir = spec.root / "sweeps" / sweep_id
     report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / "spec.yaml").write_text(spec_to_yaml(spec))
+    if not resume:
+        (report_dir / "spec.yaml").write_text(spec_to_yaml(spec))
 
     digest = table.digest()
     # A tracking server keeps the artifacts itself (proxied): a local folder would be on whichever node logs.
     served = spec.tracking_uri.startswith(("http://", "https://"))
     tracking = Tracking(spec.tracking_uri, spec.tracking.experiment, None if served else spec.root / "mlartifacts")
     parent_run_id = tracking.get_or_create_run(
-        {SWEEP_TAG: sweep_id}, name=sweep_id,
-        tags={"tailsweep.kind": "sweep", "dataset": table.name, "git_commit": _git_commit()},
+        # matched on the kind too: the sweep's child runs carry its sweep id as well
+        {SWEEP_TAG: sweep_id, KIND_TAG: "sweep"}, name=sweep_id,
+        tags={"dataset": table.name, "git_commit": _git_commit()},
         params={"spec": spec.model_dump(mode="json"), "dataset_digest": digest, "num_trials": len(trials),
                 "versions": _versions()})
     stats_rows = stats.summary()
@@ -188,6 +226,10 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
     tracking.client.log_artifact(parent_run_id, str(report_dir / "spec.yaml"))
     tracking.client.log_artifact(parent_run_id, str(report_dir / "label_stats.csv"))
 
+    # Tune saves its experiment state (what `--resume` restores) every few seconds instead of its
+    # adaptive default (up to minutes apart): a killed driver then loses at most that much of the record
+    # of which trials finished. The state is a small JSON per trial.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     started = False
     status = "FAILED"
     try:
@@ -200,7 +242,7 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
                       f"{spec.resources.workers_per_trial} worker(s) each"
                       f"{' on GPU' if resources['use_gpu'] else ''}; MLflow: {spec.tracking_uri}")
         results = _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose,
-                       callbacks or [])
+                       callbacks or [], resume)
         rows = _report.trial_rows(results)
         summary = _report.summarise(rows, spec.search.metric, spec.search.mode)
         _report.write_csv(report_dir / "trials.csv", rows)
@@ -242,6 +284,22 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
             ray.shutdown()
 
 
+def _restore(spec: SweepSpec, sweep_id: str, trainable, trials: list[dict], driver_callbacks: list, progress):
+    """Tune's restore of an interrupted sweep: finished and failed trials stay as they ended, unfinished
+    ones start again (their Train run, named after the trial id, resumes from its checkpoint)."""
+    from ray import tune
+
+    path = _check_restorable(spec, sweep_id)
+    tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False,
+                               param_space={"trial": tune.grid_search(trials)})
+    # The experiment state holds the callbacks of the first run (pickled): this run's take their place.
+    tuner._local_tuner.get_run_config().callbacks = driver_callbacks  # noqa: SLF001 (pinned ray 2.60, tested)
+    try:
+        return tuner.fit()
+    finally:
+        progress.close()
+
+
 def _log_summary(tracking: Tracking, run_id: str, summary: list[dict]) -> None:
     """Mean over seeds of each setting's headline metrics on the parent run (`<setting>/<metric>`)."""
     import re
@@ -260,7 +318,8 @@ def _log_summary(tracking: Tracking, run_id: str, summary: list[dict]) -> None:
         tracking.client.log_batch(run_id, metrics=metrics[i:i + 500])
 
 
-def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose, callbacks):
+def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose, callbacks,
+         resume=False):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -294,6 +353,10 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
     progress = ProgressView(len(trials), t.epochs, spec.search.metric, spec.search.mode,
                             resources["max_concurrent_trials"], console)
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {TRIAL_RESOURCE: 1})
+    driver_callbacks = [RunStatusCallback(tracking, t.epochs), progress, *callbacks,
+                        *([PlacementGroupSweeper()] if spec.resources.lean else [])]
+    if resume:
+        return _restore(spec, sweep_id, trainable, trials, driver_callbacks, progress)
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(trials)},
@@ -310,8 +373,7 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
         ),
         run_config=tune.RunConfig(
             name=sweep_id, storage_path=str(spec.storage_path), verbose=1 if verbose else 0,
-            callbacks=[RunStatusCallback(tracking, t.epochs), progress, *callbacks,
-                       *([PlacementGroupSweeper()] if spec.resources.lean else [])],
+            callbacks=driver_callbacks,
         ),
     )
     try:

@@ -27,6 +27,7 @@ from ray import tune
 log = logging.getLogger(__name__)
 
 SWEEP_TAG = "tailsweep.sweep_id"
+KIND_TAG = "tailsweep.kind"  # "sweep" on a parent run
 TRIAL_TAG = "tune_trial_id"
 TRIAL_KEY_TAG = "tailsweep.trial_key"
 STARTED_TAG = "tailsweep.trial_started"  # unix time the trial started (MLflow's start_time is its planning)

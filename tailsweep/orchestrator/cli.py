@@ -50,7 +50,11 @@ def main() -> None:
               help="With --cluster: a path every node mounts at the same place (besides the YAML's "
                    "metadata.tailsweep.shared_paths); tracking.dir and data.path must be under one on a multi-node cluster.")
 @click.option("--detach", is_flag=True, help="With --cluster: submit and return (follow with `launch logs JOB --follow`).")
-def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, address, shared_dirs, detach):
+@click.option("--resume", "resume", default=None, metavar="SWEEP",
+              help="Finish an interrupted sweep (a sweep id, a unique prefix, or 'latest') under the spec's "
+                   "tracking.dir, with the spec it started with: finished trials are kept, unfinished ones resume "
+                   "from their last checkpoint in the same MLflow runs.")
+def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, address, shared_dirs, detach, resume):
     """Run a sweep from SPEC_FILE (YAML), or the built-in demo sweep when omitted.
 
     Every problem with the spec or the data is reported at once, before Ray starts.
@@ -61,6 +65,18 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, addre
 
     try:
         spec = load_spec(spec_file, overrides)
+        sweep_id = None
+        if resume:
+            from ._sweep import SweepError, find_resumable
+
+            if overrides or cluster_file:
+                _fail("--resume keeps the spec the sweep started with: drop --set/--cluster (the spec file, if "
+                      "given, only locates tracking.dir)")
+            try:
+                spec, sweep_id = find_resumable(spec.root, resume)
+            except SweepError as exc:
+                _fail(str(exc))
+            console.print(f"resuming sweep [bold]{sweep_id}[/]", highlight=False)
         if show_spec:
             click.echo(spec_to_yaml(spec), nl=False)
             return
@@ -82,13 +98,14 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, addre
         from ._sweep import SweepError, run_sweep
 
         try:
-            result = run_sweep(spec, console=console, verbose=verbose)
+            result = run_sweep(spec, console=console, verbose=verbose, sweep_id=sweep_id, resume=sweep_id is not None)
         except SweepError as exc:
             _fail(str(exc))
     except SpecError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail("interrupted; runs left unfinished are marked KILLED in MLflow", 130)
+        _fail("interrupted; runs left unfinished are marked KILLED in MLflow; finish them with "
+              "`launch sweep [SPEC] --resume latest`", 130)
     console.print(f"\nReport: {result.report_dir / 'report.md'}\nBrowse: launch ui --dir {spec.tracking.dir}")
     if any(r["status"] == "ERROR" for r in result.rows):
         _fail(f"{sum(r['status'] == 'ERROR' for r in result.rows)} trial(s) failed; their errors are in MLflow "

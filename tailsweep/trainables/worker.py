@@ -31,7 +31,8 @@ from ._tracking import ARTIFACTS_DIR
 
 CHECKPOINT_FILE = "state.pt"
 # Fault injection for tests: "raise@<epoch>[:<scheme>]" raises in the worker at the start of that
-# epoch, "exit@<epoch>[:<scheme>]" kills the worker process; only trials of <scheme> when given.
+# epoch, "exit@<epoch>[:<scheme>]" kills the worker process, "hold@<epoch>[:<scheme>]" blocks it (for
+# 10 min: a test kills the sweep's driver meanwhile); only trials of <scheme> when given.
 # With FAULT_ONCE_ENV set to a file path, the fault fires once (the file marks it fired).
 FAULT_ENV = "TAILSWEEP_FAULT"
 FAULT_ONCE_ENV = "TAILSWEEP_FAULT_ONCE"
@@ -103,6 +104,8 @@ def _maybe_fault(epoch: int, scheme: str) -> None:
             raise RuntimeError(f"{FAULT_ENV}: injected failure at epoch {epoch}")
         if action == "exit":
             os._exit(1)
+        if action == "hold":
+            time.sleep(600)
 
 
 def _gather(x: np.ndarray, world: int) -> np.ndarray:

@@ -76,3 +76,22 @@ def test_import_images_refuses_a_broken_csv_with_exit_1(tmp_path):
                "--image-col", "path")
     assert r.returncode == 2 and "missing.png (row 2): file not found" in r.stderr and "--skip-bad" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_resume_refusals_name_the_fix(tmp_path):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(f"tracking: {{dir: {tmp_path / 'runs'}}}\n")
+    r = launch("sweep", str(spec), "--resume", "latest")
+    assert r.returncode == 2 and "no sweeps to resume under" in r.stderr and "launch sweep" in r.stderr
+    for name in ("demo-20260101-000000", "demo-20260102-000000"):
+        (tmp_path / "runs" / "sweeps" / name).mkdir(parents=True)
+        (tmp_path / "runs" / "sweeps" / name / "spec.yaml").write_text("name: demo\n")
+    r = launch("sweep", str(spec), "--resume", "demo-2026")
+    assert r.returncode == 2 and "matches several sweeps" in r.stderr and "demo-20260102-000000" in r.stderr
+    r = launch("sweep", str(spec), "--resume", "other")
+    assert r.returncode == 2 and "matches no sweep" in r.stderr
+    r = launch("sweep", str(spec), "--resume", "latest", "--set", "train.epochs=3")
+    assert r.returncode == 2 and "keeps the spec the sweep started with" in r.stderr
+    # found, but Tune never saved a state for it: refused before any trial, with what to do instead
+    r = launch("sweep", str(spec), "--resume", "demo-20260102")
+    assert r.returncode == 2 and "has no Tune state" in r.stderr and "without --resume" in r.stderr

@@ -1,0 +1,117 @@
+"""A killed sweep driver, then `launch sweep --resume`: the real CLI, local Ray, a SQLite MLflow store.
+
+The driver is killed with SIGKILL (no cleanup runs) while its second trial is held in epoch 3; every
+process it started (Ray's GCS, raylet, trial actor, Train worker) is then killed by PID. The resumed
+sweep must keep the finished trial as it was, continue the interrupted one in the same MLflow run, and
+run the one that never started -- every epoch's metrics logged exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tailsweep.orchestrator._tracking import PARENT_TAG, STARTED_TAG, SWEEP_TAG, TRIAL_TAG
+from tailsweep.trainables.worker import FAULT_ENV, FAULT_ONCE_ENV
+from tests.conftest import make_features_table
+
+pytestmark = pytest.mark.integration
+
+LAUNCH = Path(sys.executable).parent / "launch"
+EPOCHS = 4
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc), deepest last."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _history(client, run_id):
+    return [m.step for m in client.get_metric_history(run_id, "val/macro_ap")]
+
+
+def test_killed_driver_then_resume_finishes_every_trial_once(tmp_path):
+    table = make_features_table(tmp_path / "t", n=(160, 40, 40))
+    runs = tmp_path / "runs"
+    spec_file = tmp_path / "sweep.yaml"
+    spec_file.write_text(yaml.safe_dump({
+        "data": {"path": str(table.root)}, "model": {"backbone": "mlp", "hidden": 16},
+        "schemes": ["unweighted", "inverse_frequency", "focal"], "seeds": [0],
+        "train": {"epochs": EPOCHS, "batch_size": 32, "checkpoint_every_s": 0},
+        "resources": {"max_concurrent_trials": 1}, "tracking": {"dir": str(runs)}}))
+    held = tmp_path / "held"
+    env = {**os.environ, FAULT_ENV: "hold@3:inverse_frequency", FAULT_ONCE_ENV: str(held)}
+
+    driver = subprocess.Popen([str(LAUNCH), "sweep", str(spec_file)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not held.exists():  # the second trial is in epoch 3 (epochs 1-2 logged and checkpointed)
+            assert driver.poll() is None, driver.stdout.read()
+            assert time.monotonic() < deadline, "the second trial never reached epoch 3"
+            time.sleep(0.5)
+        time.sleep(4)  # past Tune's experiment-state period (TUNE_GLOBAL_CHECKPOINT_S = 2)
+    finally:
+        doomed = _descendants(driver.pid)
+        _kill([driver.pid])
+        driver.wait(30)
+        _kill(doomed)
+    assert driver.returncode == -signal.SIGKILL
+
+    client = MlflowClient(f"sqlite:///{runs / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tailsweep")
+    (parent,) = [r for r in client.search_runs([exp.experiment_id]) if PARENT_TAG not in r.data.tags]
+    before = {r.data.tags["scheme"]: r for r in client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")}
+    assert before["unweighted"].info.status == "FINISHED" and _history(client, before["unweighted"].info.run_id) == [1, 2, 3, 4]
+    assert before["inverse_frequency"].info.status == "RUNNING"  # nothing ran to close it: SIGKILL
+    assert _history(client, before["inverse_frequency"].info.run_id) == [1, 2]
+    assert _history(client, before["focal"].info.run_id) == []
+
+    out = subprocess.run([str(LAUNCH), "sweep", str(spec_file), "--resume", "latest"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"resuming sweep {parent.data.tags[SWEEP_TAG]}" in out.stdout
+
+    after = {r.data.tags["scheme"]: r for r in client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")}
+    assert set(after) == {"unweighted", "inverse_frequency", "focal"}
+    every = client.search_runs([exp.experiment_id])
+    assert len(every) == 4, [(r.info.run_name, r.info.status, r.data.tags.get(SWEEP_TAG),
+                              r.data.tags.get(PARENT_TAG), r.info.run_id) for r in every]  # nothing duplicated
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    for scheme, run in after.items():
+        assert run.info.run_id == before[scheme].info.run_id
+        assert run.info.status == "FINISHED", scheme
+        assert _history(client, run.info.run_id) == list(range(1, EPOCHS + 1)), scheme  # every epoch once
+        assert "test/macro_ap" in run.data.metrics
+    # the finished trial was not run again: same Tune trial, same start
+    for tag in (TRIAL_TAG, STARTED_TAG):
+        assert after["unweighted"].data.tags[tag] == before["unweighted"].data.tags[tag]
