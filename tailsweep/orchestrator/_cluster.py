@@ -360,11 +360,13 @@ def project_root() -> Path:
     return root
 
 
-def entrypoint(spec_rel: str, verbose: bool = False) -> str:
+def entrypoint(spec_rel: str, verbose: bool = False, resume: str | None = None) -> str:
     """The job's shell command, from an argument list: nothing user-given is interpolated unquoted."""
     args = ["python", "-m", "tailsweep.orchestrator.cli", "sweep", spec_rel]
     if verbose:
         args.append("--verbose")
+    if resume:
+        args += ["--resume", resume]
     return shlex.join(args)
 
 
@@ -376,8 +378,10 @@ def _git_commit(root: Path) -> str:
         return ""
 
 
-def submit(head: Head, spec: SweepSpec, verbose: bool = False, env: dict | None = None) -> str:
-    """Ship the project + the spec, start the sweep driver as a Ray Job; returns the job's submission id."""
+def submit(head: Head, spec: SweepSpec, verbose: bool = False, env: dict | None = None,
+           resume: str | None = None) -> str:
+    """Ship the project + the spec, start the sweep driver as a Ray Job; returns the job's submission id.
+    With ``resume`` (a sweep id or ``latest``) the driver finishes that sweep under the spec's tracking.dir."""
     root = project_root()
     job_id = f"tailsweep-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     spec_dir = root / JOB_DIR / job_id
@@ -393,7 +397,7 @@ def submit(head: Head, spec: SweepSpec, verbose: bool = False, env: dict | None 
     runtime_env: dict = {"working_dir": str(root), "excludes": EXCLUDES}
     runtime_env["env_vars"] = env_vars
     try:
-        return head.client.submit_job(entrypoint=entrypoint(spec_rel, verbose), submission_id=job_id,
+        return head.client.submit_job(entrypoint=entrypoint(spec_rel, verbose, resume), submission_id=job_id,
                                       runtime_env=runtime_env, metadata={"tailsweep.spec": spec.name})
     finally:  # uploaded with the working dir (or not at all): the local copy is no longer needed
         shutil.rmtree(spec_dir, ignore_errors=True)

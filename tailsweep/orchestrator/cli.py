@@ -66,12 +66,19 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, addre
     try:
         spec = load_spec(spec_file, overrides)
         sweep_id = None
+        if resume and overrides:
+            _fail("--resume keeps the spec the sweep started with: drop --set (the spec file, if given, only "
+                  "locates tracking.dir)")
+        if show_spec and not resume:
+            click.echo(spec_to_yaml(spec), nl=False)
+            return
+        if cluster_file:  # (with --resume, the job's driver finds the sweep on the cluster's shared storage)
+            _sweep_on_cluster(spec, spec_file or "demo sweep", cluster_file, address, shared_dirs, dry_run, detach,
+                              verbose, resume)
+            return
         if resume:
             from ._sweep import SweepError, find_resumable
 
-            if overrides or cluster_file:
-                _fail("--resume keeps the spec the sweep started with: drop --set/--cluster (the spec file, if "
-                      "given, only locates tracking.dir)")
             try:
                 spec, sweep_id = find_resumable(spec.root, resume)
             except SweepError as exc:
@@ -79,10 +86,6 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, addre
             console.print(f"resuming sweep [bold]{sweep_id}[/]", highlight=False)
         if show_spec:
             click.echo(spec_to_yaml(spec), nl=False)
-            return
-        if cluster_file:
-            _sweep_on_cluster(spec, spec_file or "demo sweep", cluster_file, address, shared_dirs, dry_run, detach,
-                              verbose)
             return
         problems = check_spec(spec)
         if problems:
@@ -112,7 +115,7 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, addre
               "(tag 'error') and under the Ray results directory", 1)
 
 
-def _sweep_on_cluster(spec, source, cluster_file, address, shared_dirs, dry_run, detach, verbose):
+def _sweep_on_cluster(spec, source, cluster_file, address, shared_dirs, dry_run, detach, verbose, resume=None):
     from ._cluster import ClusterError, follow, load_cluster, prepare, reattach_hint, submit
 
     try:
@@ -126,7 +129,7 @@ def _sweep_on_cluster(spec, source, cluster_file, address, shared_dirs, dry_run,
 
             console.print(f"{len(plan_trials(spec))} trials; every check passed; nothing submitted")
             return
-        job_id = submit(head, spec, verbose)
+        job_id = submit(head, spec, verbose, resume=resume)
     except ClusterError as exc:
         _fail(str(exc))
     console.print(f"submitted job [bold]{job_id}[/]", highlight=False)

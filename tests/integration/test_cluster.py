@@ -519,3 +519,41 @@ def test_ctrl_c_detaches_and_stop_ends_the_runs_killed(tmp_path, cluster, cluste
     runs = client.search_runs([client.get_experiment_by_name(tmp_path.name).experiment_id], max_results=100)
     assert len(runs) == 3 and {r.info.status for r in runs} == {"KILLED"}, [(r.info.run_name, r.info.status)
                                                                             for r in runs]
+
+
+def test_a_killed_sweep_driver_resumes_on_the_cluster(tmp_path, cluster, cluster_yaml, auth):
+    """The job's sweep driver is killed (SIGKILL) while its second trial is held in epoch 2; the job
+    fails; `launch sweep SPEC --resume latest --cluster` finishes the same sweep in the same runs:
+    every trial once, FINISHED, every epoch logged once."""
+    import io
+
+    from tailsweep.orchestrator._cluster import TERMINAL, follow, submit
+    from tailsweep.trainables.worker import FAULT_ENV, FAULT_ONCE_ENV
+
+    spec = _spec_file(tmp_path, cluster, schemes=["unweighted", "inverse_frequency", "focal"],
+                      resources={"max_concurrent_trials": 1}, train__epochs=3)
+    held = tmp_path / "held"  # on the shared path: written by whichever node runs the worker
+    env = {FAULT_ENV: "hold@2:inverse_frequency", FAULT_ONCE_ENV: str(held)}
+    head, job = _submit(tmp_path, cluster, cluster_yaml, spec, env=env)
+    deadline = time.monotonic() + 300
+    while not held.exists():
+        status = str(head.client.get_job_status(job).value)
+        assert status not in TERMINAL, head.client.get_job_logs(job)[-3000:]
+        assert time.monotonic() < deadline, "the second trial never reached epoch 2"
+        time.sleep(1)
+    time.sleep(4)  # past Tune's experiment-state period
+    driver = head.client.get_job_info(job).driver_info
+    os.kill(int(driver.pid), signal.SIGKILL)  # a process of this machine: the cluster's nodes run here
+    while (status := str(head.client.get_job_status(job).value)) not in TERMINAL:
+        assert time.monotonic() < deadline + 120
+        time.sleep(1)
+    assert status == "FAILED"
+
+    from tailsweep.orchestrator.spec import load_spec
+
+    again = submit(head, load_spec(spec), env=env, resume="latest")
+    log = io.StringIO()
+    assert follow(head, again, out=log) == "SUCCEEDED", log.getvalue()[-3000:]
+    assert "resuming sweep cluster-test-" in log.getvalue()
+    _assert_every_trial_once_finished_with_every_epoch(cluster, tmp_path.name,
+                                                       ["unweighted", "inverse_frequency", "focal"], 3)
