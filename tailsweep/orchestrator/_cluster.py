@@ -34,6 +34,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -407,18 +408,27 @@ def submit(head: Head, spec: SweepSpec, verbose: bool = False, env: dict | None 
 
 def follow(head: Head, job_id: str, out=None, poll_s: float = 2.0) -> str:
     """Stream the job's logs until it ends; returns its final status. Ctrl-C raises KeyboardInterrupt
-    (the job keeps running)."""
+    at once (the job keeps running): the stream is read in a daemon thread, so the main thread only
+    waits, and a busy or stuck websocket cannot hold the interrupt back."""
     out = out or sys.stdout
+    streamed = threading.Event()
 
     async def tail():
         async for chunk in head.client.tail_job_logs(job_id):
             out.write(chunk)
             out.flush()
 
-    try:
-        asyncio.run(tail())
-    except RuntimeError as exc:  # the log stream broke off: fall back to polling the status
-        out.write(f"\n[tailsweep] log stream interrupted ({exc}); waiting for the job to end ...\n")
+    def reader():
+        try:
+            asyncio.run(tail())
+        except Exception as exc:  # the log stream broke off: fall back to polling the status
+            out.write(f"\n[tailsweep] log stream interrupted ({exc}); waiting for the job to end ...\n")
+        finally:
+            streamed.set()
+
+    threading.Thread(target=reader, daemon=True, name="job-logs").start()
+    while not streamed.wait(poll_s):
+        pass
     while (status := str(head.client.get_job_status(job_id).value)) not in TERMINAL:
         time.sleep(poll_s)
     return status
