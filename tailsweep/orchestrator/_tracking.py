@@ -183,9 +183,11 @@ class RunStatusCallback(tune.Callback):
         epoch = int((trial.last_result or {}).get("epoch", 0))
 
         def complete(run_id):
-            # A trial ASHA stops can still finish its last epoch while Tune's stop is in flight: the
-            # Train controller then logs every epoch and the test metrics. The run is judged by what
-            # MLflow holds, so a run with complete figures is FINISHED, never KILLED.
+            # With a separate Train controller (resources.lean = false) a trial ASHA stops can still
+            # finish its last epoch while Tune's stop is in flight: the controller then logs every epoch
+            # and the test metrics. The run is judged by what MLflow holds, so a run with complete
+            # figures is FINISHED, never KILLED. (With the controller in the trial's process, the report
+            # ASHA stops on is the last one logged.)
             complete_in_mlflow = "test/micro_auprc" in self.tracking.client.get_run(run_id).data.metrics
             if epoch >= self.epochs or complete_in_mlflow:
                 self.tracking.end(run_id, "FINISHED")
