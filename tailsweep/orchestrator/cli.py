@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -140,7 +141,9 @@ def _sweep_on_cluster(spec, source, cluster_file, address, shared_dirs, dry_run,
         status = follow(head, job_id)
     except KeyboardInterrupt:
         console.print("\n" + reattach_hint(job_id, cluster, address is not None), highlight=False, markup=False)
-        sys.exit(130)
+        sys.stdout.flush()
+        # Exit now: the log-stream thread may be mid-write, and an interpreter shutdown would wait on it.
+        os._exit(130)
     if status != "SUCCEEDED":
         _fail(f"job {job_id} ended {status}; its log: launch logs {job_id} --cluster {cluster_file}", 1)
     console.print(f"job {job_id} SUCCEEDED", highlight=False)

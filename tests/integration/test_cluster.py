@@ -499,10 +499,17 @@ def test_ctrl_c_detaches_and_stop_ends_the_runs_killed(tmp_path, cluster, cluste
         if line.startswith("submitted job"):
             break
     job_id = lines[-1].split()[-1]
+    import threading
+
+    # keep reading, as a terminal does: a full pipe would block the streamed logs (2000 epochs of them)
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     _wait("a trial logging epochs", lambda: any(r.data.metrics for r in _children(cluster, tmp_path.name)[1]),
           timeout=600)
     proc.send_signal(signal.SIGINT)
-    out = " ".join(("".join(lines) + proc.communicate(timeout=120)[0]).split())  # rich wraps long lines
+    proc.wait(timeout=120)
+    reader.join(timeout=30)
+    out = " ".join("".join(lines).split())  # rich wraps long lines
     assert proc.returncode == 130, out
     assert f"detached: the sweep keeps running on the cluster as job {job_id}" in out
     assert f"launch logs {job_id} --cluster {cluster_yaml} --follow" in out
