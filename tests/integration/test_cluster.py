@@ -491,8 +491,11 @@ def test_ctrl_c_detaches_and_stop_ends_the_runs_killed(tmp_path, cluster, cluste
     """Ctrl-C on `launch sweep --cluster` leaves the job running and says how to re-attach; `launch stop`
     interrupts the driver like Ctrl-C, so the sweep ends its MLflow runs (none left RUNNING)."""
     spec = _spec_file(tmp_path, cluster, train__epochs=2000, train__checkpoint_every_s=600)
+    # SIGINT as a terminal delivers it: a test run started in the background by a non-interactive shell
+    # inherits SIGINT *ignored* (POSIX), and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([str(BIN / "launch"), "sweep", str(spec), "--cluster", str(cluster_yaml), "--shared-dir",
-                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     for line in proc.stdout:  # until the job is submitted
         lines.append(line)
