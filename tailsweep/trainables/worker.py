@@ -169,7 +169,7 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train
     import ray.train.torch
 
-    loop_entered = time.time()
+    loop_entered, process_started = time.time(), _process_start()
     # --- check ---------------------------------------------------------------------------------
     cfg = WorkerConfig(**config)
     ctx = ray.train.get_context()
@@ -296,7 +296,7 @@ def train_loop_per_worker(config: dict) -> None:
             "time/train_samples_per_s": seen * world / train_time if train_time > 0 else 0.0,
             # Wall-clock timestamps of this worker's start (benchmarks/overhead.py splits a trial's
             # start-up with them): its process started, its training function entered, its first step.
-            "time/worker_process_start": _process_start(),
+            "time/worker_process_start": process_started,
             "time/loop_entered": loop_entered,
             "time/first_step": first_step_time or 0.0,
             "time/embed_s": embed_s,
