@@ -26,8 +26,10 @@ TRIAL_RESOURCE = "tailsweep_trial"  # custom resource held by each trial's drive
 # a worker restart). Gains measured by benchmarks/overhead.py, recorded in docs/benchmarks.md.
 LEAN_ENV = {
     # The Train controller polls its workers every 2 s: ~1 s before a report reaches Tune and a ~5 s
-    # tail after the last one. Reports are queued, not lost, at any interval.
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
+    # tail after the last one. Reports are queued, not lost, at any interval. Each poll costs CPU in
+    # the controller and the worker: 0.1 s cost ~2 CPU-seconds per 40 s trial more than 0.5 s, which
+    # two concurrent trials on 2 cores pay in training speed (benchmarks/overhead.py, 4% of sweep wall).
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
     # A watcher thread per run for cloud preemption notices; this tool restarts failed groups itself.
     "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
     # Train's Prometheus metrics: CPU per controller and worker that a sweep never reads.
@@ -126,7 +128,7 @@ def _versions() -> dict:
     return out
 
 
-def _start_ray(verbose: bool, lean: bool) -> bool:
+def _start_ray(verbose: bool, lean: bool, dashboard: bool = False) -> bool:
     """Join ``RAY_ADDRESS`` if set, else start a local Ray. Returns True if we started it."""
     import ray
 
@@ -142,7 +144,9 @@ def _start_ray(verbose: bool, lean: bool) -> bool:
             raise SweepError(f"the Ray cluster at {os.environ['RAY_ADDRESS']} has no '{TRIAL_RESOURCE}' resource; "
                              f"start its head with --resources='{{\"{TRIAL_RESOURCE}\": 1000}}'")
         return False
-    ray.init(resources={TRIAL_RESOURCE: 10_000}, **quiet)
+    # Without the dashboard a local Ray runs fewer processes (~2 CPU-seconds per trial measured on 2
+    # cores, in the concurrent trials' way); `resources.dashboard: true` brings it back.
+    ray.init(resources={TRIAL_RESOURCE: 10_000}, include_dashboard=dashboard, **quiet)
     return True
 
 
@@ -233,7 +237,7 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
     started = False
     status = "FAILED"
     try:
-        started = _start_ray(verbose, spec.resources.lean)
+        started = _start_ray(verbose, spec.resources.lean, spec.resources.dashboard)
         import ray
 
         resources = plan_resources(spec, ray.cluster_resources(), len(trials))

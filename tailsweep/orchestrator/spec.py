@@ -215,6 +215,9 @@ class ResourcesSpec(_Model):
     lean: bool = Field(True, description="lean per-trial path: the Train controller inside the trial's process, "
                                          "Ray Train settings and actor reuse that cut per-trial overhead "
                                          "(docs/benchmarks.md)")
+    dashboard: bool = Field(False, description="start Ray's dashboard (http://127.0.0.1:8265) with a local Ray; off "
+                                               "by default: about 2 CPU-seconds per trial on 2 cores "
+                                               "(docs/benchmarks.md). A cluster's head has its own")
 
 
 class TrackingSpec(_Model):

@@ -55,6 +55,17 @@ class _PlacementGroups(tune.Callback):
             self.at_end[trial_id] = state
 
 
+class _SyncActors(tune.Callback):
+    """How many Train synchronisation actors the sweep created (alive or dead), from the GCS actor table."""
+
+    created: int | None = None
+
+    def on_experiment_end(self, trials, **info):
+        from ray._private.state import actors
+
+        self.created = sum(a["ActorClassName"].endswith("SynchronizationActor") for a in actors().values())
+
+
 def test_sweep_statuses_metrics_and_artifacts(tmp_path):
     table = make_features_table(tmp_path / "t", n=(200, 60, 60))
     spec = _spec(tmp_path, table, "schemes=[unweighted, inverse_frequency, focal, effective_number]",
@@ -177,13 +188,15 @@ def test_worker_restart_logs_every_epoch_exactly_once(tmp_path, checkpoint_every
     from tailsweep.trainables.worker import FAULT_ONCE_ENV
 
     table = make_features_table(tmp_path / "t", n=(160, 40, 40))
-    spec = _spec(tmp_path, table, "schemes=[unweighted, inverse_frequency]", "seeds=[0]", "train.epochs=3",
-                 "train.max_failures=1", f"train.checkpoint_every_s={checkpoint_every_s}")
+    spec = _spec(tmp_path, table, "schemes=[inverse_frequency, unweighted]", "seeds=[0]", "train.epochs=3",
+                 "train.max_failures=1", f"train.checkpoint_every_s={checkpoint_every_s}",
+                 "resources.max_concurrent_trials=1")
     assert spec.resources.lean
     os.environ[FAULT_ENV] = "exit@3:inverse_frequency"  # kill the worker process at the start of epoch 3
     os.environ[FAULT_ONCE_ENV] = str(tmp_path / "fault-fired")
+    sync = _SyncActors()
     try:
-        result = run_sweep(spec)
+        result = run_sweep(spec, callbacks=[sync])
     finally:
         del os.environ[FAULT_ENV], os.environ[FAULT_ONCE_ENV]
     assert (tmp_path / "fault-fired").exists()  # the fault did fire
@@ -193,6 +206,9 @@ def test_worker_restart_logs_every_epoch_exactly_once(tmp_path, checkpoint_every
         for key in ("val/macro_ap", "train/loss", "time/train_s"):
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], (key, run.info.run_name)
     assert all(r["status"] == "DONE" and r["test/macro_f1"] is not None for r in result.rows)
+    # three worker groups (the failed one, its restart, the next trial) in one reused trial process
+    # shared one synchronisation actor (orchestrator/_inline.py: SyncActorReuse)
+    assert sync.created == 1
 
 
 def test_streaming_pipeline_with_concurrent_trials_holding_every_cpu(tmp_path):
