@@ -121,9 +121,18 @@ def friedman_nemenyi(by: dict, alpha: float = 0.05) -> list[str]:
     datasets = sorted({d for d, _ in by})
     complete = [d for d in datasets if all((d, s) in by for s in schemes)]
     lines = ["", "## Across datasets: Friedman test and Nemenyi critical difference", ""]
+    left_out: list[str] = []
+    if len(complete) < 2:  # while a comparison is still being recorded: the schemes every dataset has
+        coverage = {s: sum((d, s) in by for d in datasets) for s in schemes}
+        left_out = [s for s in schemes if coverage[s] < max(coverage.values())]
+        schemes = [s for s in schemes if s not in left_out]
+        complete = [d for d in datasets if all((d, s) in by for s in schemes)]
     if len(schemes) < 2 or len(complete) < 2:
         return lines + [f"Needs >= 2 schemes on >= 2 datasets with results for all of them; have {len(schemes)} "
                         f"scheme(s) on {len(complete)} complete dataset(s)."]
+    if left_out:
+        so_far = "; ".join(f"`{s}` so far on " + ", ".join(d for d in datasets if (d, s) in by) for s in left_out)
+        lines += [f"Left out until they have results on as many datasets as the others: {so_far}.", ""]
     k, n = len(schemes), len(complete)
     q = studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2)
     cd = q * math.sqrt(k * (k + 1) / (6 * n))

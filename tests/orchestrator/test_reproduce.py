@@ -1,0 +1,100 @@
+"""The HMC reproduction's bookkeeping: recorded runs are skipped, the report's statistics are right."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+from scipy.stats import friedmanchisquare
+
+from tailsweep.orchestrator._reproduce import (
+    friedman_nemenyi,
+    report_hmc,
+    reproduce_hmc,
+    result_path,
+)
+from tailsweep.orchestrator.cli import main
+
+METRICS = ("micro_auprc", "macro_recall_allnodes", "macro_f1_allnodes", "macro_precision_allnodes",
+           "macro_precision", "macro_recall", "macro_f1")
+
+
+def _record(root, dataset, scheme, seed, auprc, recall=0.01):
+    path = result_path(root, dataset, scheme, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    test = dict.fromkeys(METRICS, recall) | {"micro_auprc": auprc, "recall_depth1": recall}
+    path.write_text(json.dumps({"dataset": dataset, "scheme": scheme, "seed": seed, "wall_s": 120.0, "test": test}))
+
+
+def _by(table: dict) -> dict:
+    """{(dataset, scheme): [one run]} from {(dataset, scheme): auprc}."""
+    return {k: [{"test": dict.fromkeys(METRICS, v)}] for k, v in table.items()}
+
+
+def test_friedman_matches_scipy_without_ties():
+    rng = np.random.default_rng(0)
+    schemes, datasets = ["a", "b", "c"], [f"d{i}" for i in range(6)]
+    values = {(d, s): float(v) for d in datasets for s, v in zip(schemes, rng.permutation(3) + rng.random(3) * 0.1,
+                                                                  strict=True)}
+    text = "\n".join(friedman_nemenyi(_by(values)))
+    expected = friedmanchisquare(*[[values[(d, s)] for d in datasets] for s in schemes])
+    row = next(line for line in text.splitlines() if line.startswith("| micro_auprc"))
+    assert f"| {expected.statistic:.2f} | {expected.pvalue:.3g} |" in row
+    # Nemenyi CD for k = 3, N = 6 at alpha 0.05: q = 2.343 -> 2.343 * sqrt(3 * 4 / 36) = 1.35
+    assert "**1.35** ranks" in text
+
+
+def test_friedman_leaves_out_a_scheme_still_being_recorded():
+    values = {(d, s): v for d in ("d1", "d2", "d3") for s, v in (("mcloss", 0.3), ("node_imbalance", 0.2))}
+    values[("d1", "nif")] = 0.1  # recorded on one dataset so far
+    text = "\n".join(friedman_nemenyi(_by(values)))
+    assert "`nif` so far on d1" in text
+    assert "3 datasets with every scheme" in text
+    row = next(line for line in text.splitlines() if line.startswith("| micro_auprc"))
+    assert row.startswith("| micro_auprc | 1.00 | 2.00 | 3.00 |")  # mcloss best on all three: chi2 = N
+
+
+def test_report_pairs_seeds_and_checks_the_published_value(tmp_path):
+    root = tmp_path / "results"
+    for seed, (base, other) in enumerate([(0.250, 0.240), (0.252, 0.241), (0.251, 0.239)]):
+        _record(root, "cellcycle_FUN", "mcloss", seed, base, recall=0.010)
+        _record(root, "cellcycle_FUN", "node_imbalance", seed, other, recall=0.002)
+    _record(root, "derisi_FUN", "mcloss", 0, 0.150)
+    text = report_hmc(root, tmp_path / "out.md")
+    assert (tmp_path / "out.md").read_text() == text
+    rows: dict = {}  # the main table's row (the per-depth table repeats the keys below it)
+    for line in text.splitlines():
+        if line.startswith(("| cellcycle_FUN", "| derisi_FUN")):
+            rows.setdefault(tuple(c.strip() for c in line.split("|")[1:3]), line)
+    assert "0.2510 ± 0.0010" in rows[("cellcycle_FUN", "mcloss")]
+    assert "| 0.250 |" in rows[("cellcycle_FUN", "node_imbalance")]  # Wilcoxon, 3 pairs all one way
+    assert "within the 0.015 tolerance" in text.split("cellcycle_FUN: `mcloss`")[1].splitlines()[0]
+    assert "outside the 0.015 tolerance" in text.split("derisi_FUN: `mcloss`")[1].splitlines()[0]
+    assert "`node_imbalance` node macro recall (all nodes) is 0.20x" in text
+
+
+def test_recorded_runs_are_skipped_without_touching_data_or_ray(tmp_path):
+    root = tmp_path / "results"
+    for scheme in ("mcloss", "node_imbalance"):
+        for seed in (0, 1):
+            _record(root, "derisi_FUN", scheme, seed, 0.19)
+    out = io.StringIO()
+    # data_dir does not exist: a run that was not skipped would fail on it
+    reproduce_hmc(["derisi_FUN"], ["mcloss", "node_imbalance"], [0, 1], root, tmp_path / "no-data",
+                  tmp_path / "runs", Console(file=out, width=200))
+    assert "derisi_FUN: all 4 runs recorded, skipped" in out.getvalue()
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--datasets", "nope_FUN", "--datasets: unknown ['nope_FUN']"),
+    ("--schemes", "mcloss,nif_margin_m9", "--schemes: unknown ['nif_margin_m9']"),
+])
+def test_cli_refuses_unknown_datasets_and_schemes(tmp_path, option, value, message):
+    result = CliRunner().invoke(main, ["reproduce", "hmc", option, value, "--results", str(tmp_path / "r")])
+    assert result.exit_code != 0 and message in result.output
+    assert not (tmp_path / "r").exists()
