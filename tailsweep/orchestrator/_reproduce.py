@@ -114,34 +114,44 @@ def _ms(xs):
 def friedman_nemenyi(by: dict, alpha: float = 0.05) -> list[str]:
     """Markdown: average ranks of the schemes across datasets (rank 1 = best mean over seeds), Friedman's
     chi-square test and Nemenyi's critical difference (Demsar, JMLR 2006), per headline metric; only
-    datasets on which every compared scheme has results count."""
-    from scipy.stats import chi2, rankdata, studentized_range
-
+    datasets on which every compared scheme has results count. While some schemes are still being
+    recorded, a second table compares the schemes that the most datasets have, on those datasets."""
     schemes = sorted({s for _, s in by})
     datasets = sorted({d for d, _ in by})
-    complete = [d for d in datasets if all((d, s) in by for s in schemes)]
     lines = ["", "## Across datasets: Friedman test and Nemenyi critical difference", ""]
-    left_out: list[str] = []
-    if len(complete) < 2:  # while a comparison is still being recorded: the schemes every dataset has
-        coverage = {s: sum((d, s) in by for d in datasets) for s in schemes}
-        left_out = [s for s in schemes if coverage[s] < max(coverage.values())]
-        schemes = [s for s in schemes if s not in left_out]
-        complete = [d for d in datasets if all((d, s) in by for s in schemes)]
-    if len(schemes) < 2 or len(complete) < 2:
-        return lines + [f"Needs >= 2 schemes on >= 2 datasets with results for all of them; have {len(schemes)} "
-                        f"scheme(s) on {len(complete)} complete dataset(s)."]
+    comparisons = [(schemes, [d for d in datasets if all((d, s) in by for s in schemes)], [])]
+    coverage = {s: sum((d, s) in by for d in datasets) for s in schemes}
+    left_out = [s for s in schemes if coverage[s] < max(coverage.values())]
     if left_out:
-        so_far = "; ".join(f"`{s}` so far on " + ", ".join(d for d in datasets if (d, s) in by) for s in left_out)
-        lines += [f"Left out until they have results on as many datasets as the others: {so_far}.", ""]
+        common = [s for s in schemes if s not in left_out]
+        comparisons.append((common, [d for d in datasets if all((d, s) in by for s in common)], left_out))
+    shown = 0
+    for compared, complete, missing in comparisons:
+        if len(compared) < 2 or len(complete) < 2:
+            continue
+        if missing:
+            so_far = "; ".join(f"`{s}` so far on " + ", ".join(d for d in datasets if (d, s) in by) for s in missing)
+            lines += [f"Without the schemes still being recorded ({so_far}):", ""]
+        lines += _friedman_table(by, compared, complete, alpha)
+        shown += 1
+    if not shown:
+        lines.append(f"Needs >= 2 schemes on >= 2 datasets with results for all of them; have {len(schemes)} "
+                     f"scheme(s) on {len(comparisons[0][1])} complete dataset(s).")
+    return lines
+
+
+def _friedman_table(by: dict, schemes: list[str], complete: list[str], alpha: float) -> list[str]:
+    from scipy.stats import chi2, rankdata, studentized_range
+
     k, n = len(schemes), len(complete)
     q = studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2)
     cd = q * math.sqrt(k * (k + 1) / (6 * n))
-    lines += [f"{n} datasets with every scheme ({', '.join(complete)}); {k} schemes. Ranks per dataset on the mean "
-              f"over seeds (1 = best, ties share). Friedman chi-square with k - 1 = {k - 1} degrees of freedom; "
-              f"Nemenyi critical difference at alpha = {alpha}: CD = q_alpha sqrt(k(k+1)/(6N)) = **{cd:.2f}** ranks -- "
-              "two schemes whose average ranks differ by more than CD differ significantly.", "",
-              "| metric | " + " | ".join(f"avg rank `{s}`" for s in schemes) + " | Friedman chi2 | p |",
-              "|---|" + "---|" * (k + 2)]
+    lines = [f"{n} datasets with every scheme ({', '.join(complete)}); {k} schemes. Ranks per dataset on the mean "
+             f"over seeds (1 = best, ties share). Friedman chi-square with k - 1 = {k - 1} degrees of freedom; "
+             f"Nemenyi critical difference at alpha = {alpha}: CD = q_alpha sqrt(k(k+1)/(6N)) = **{cd:.2f}** ranks -- "
+             "two schemes whose average ranks differ by more than CD differ significantly.", "",
+             "| metric | " + " | ".join(f"avg rank `{s}`" for s in schemes) + " | Friedman chi2 | p |",
+             "|---|" + "---|" * (k + 2)]
     for metric in ("micro_auprc", "macro_recall_allnodes", "macro_f1_allnodes"):
         table = np.array([[np.mean([r["test"][metric] for r in by[(d, s)]]) for s in schemes] for d in complete])
         ranks = np.array([rankdata(-row) for row in table])
@@ -149,7 +159,7 @@ def friedman_nemenyi(by: dict, alpha: float = 0.05) -> list[str]:
         stat = 12 * n / (k * (k + 1)) * (np.sum(avg**2) - k * (k + 1) ** 2 / 4)
         p = chi2.sf(stat, k - 1)
         lines.append(f"| {metric} | " + " | ".join(f"{a:.2f}" for a in avg) + f" | {stat:.2f} | {p:.3g} |")
-    return lines
+    return lines + [""]
 
 
 def report_hmc(results: Path, out: Path) -> str:

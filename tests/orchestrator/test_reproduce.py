@@ -53,9 +53,13 @@ def test_friedman_leaves_out_a_scheme_still_being_recorded():
     values[("d1", "nif")] = 0.1  # recorded on one dataset so far
     text = "\n".join(friedman_nemenyi(_by(values)))
     assert "`nif` so far on d1" in text
-    assert "3 datasets with every scheme" in text
+    assert "3 datasets with every scheme" in text and "1 datasets" not in text  # one dataset: no table
     row = next(line for line in text.splitlines() if line.startswith("| micro_auprc"))
     assert row.startswith("| micro_auprc | 1.00 | 2.00 | 3.00 |")  # mcloss best on all three: chi2 = N
+    values[("d2", "nif")] = 0.1  # now two datasets have all three schemes: both tables
+    text = "\n".join(friedman_nemenyi(_by(values)))
+    assert "2 datasets with every scheme (d1, d2); 3 schemes" in text
+    assert "3 datasets with every scheme (d1, d2, d3); 2 schemes" in text
 
 
 def test_report_pairs_seeds_and_checks_the_published_value(tmp_path):
