@@ -128,7 +128,7 @@ class SyncActorReuse:
     def __init__(self, actor_cls, kill):
         self._cls, self._kill = actor_cls, kill
         self._options: dict = {}
-        self.handle, self._args, self.created = None, None, 0
+        self.handle, self._args = None, None
 
     def options(self, **options):
         self._options = options
@@ -147,7 +147,6 @@ class SyncActorReuse:
                 return self.handle
         self.retire()
         self.handle, self._args = self._cls.options(**self._options).remote(**kwargs), kwargs
-        self.created += 1
         return self.handle
 
     def retire(self) -> None:
