@@ -57,7 +57,7 @@ def plan_trials(spec: SweepSpec) -> list[dict]:
             if spec.search.lr is not None:
                 lo, hi = spec.search.lr
                 lr = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-            for seed in spec.seeds:
+            for seed in scheme.seeds or spec.seeds:
                 trials.append({
                     "scheme": scheme.name,
                     "variant": scheme.display,

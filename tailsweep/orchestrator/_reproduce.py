@@ -70,6 +70,22 @@ class RecordResult(tune.Callback):
         path.write_text(json.dumps(out, indent=1, sort_keys=True))
 
 
+def hmc_overrides(name: str, todo: list[tuple[str, int]], table_dir: Path, runs_dir: Path) -> list[str]:
+    """The sweep settings of one dataset's unrecorded (scheme, seed) runs: C-HMCNN's protocol (METHODS.md
+    section 4), one sweep, each scheme with only its own missing seeds (a recorded run is never trained again)."""
+    hidden, epochs, _ = HMC_FUN[name]
+    seeds: dict[str, list[int]] = {}
+    for scheme, seed in todo:
+        seeds.setdefault(scheme, []).append(seed)
+    return [
+        f"name=hmc-{name}", f"data.path={table_dir}", "model.backbone=mlp", f"model.hidden={hidden}",
+        "model.layers=2", "model.dropout=0.7", f"train.epochs={epochs}", "train.batch_size=4",
+        "train.optimizer=adam", "train.lr=0.0001", "train.weight_decay=0.00001", "train.augment=false",
+        "train.train_splits=[train, val]", "train.final_model=last", "search.metric=val/micro_auprc",
+        "schemes=" + json.dumps([{"label": v, **VARIANTS[v], "seeds": ks} for v, ks in seeds.items()]),
+        f"seeds={sorted({k for _, k in todo})}", f"tracking.dir={runs_dir}"]
+
+
 def reproduce_hmc(datasets, schemes, seeds, results: Path, data_dir: Path, runs_dir: Path, console) -> None:
     from ..datasets import LabelTable
     from ..datasets._hmc import import_hmc
@@ -86,16 +102,8 @@ def reproduce_hmc(datasets, schemes, seeds, results: Path, data_dir: Path, runs_
         if not table_dir.exists():
             import_hmc(name, table_dir, data_dir)
         LabelTable(table_dir)
-        todo_schemes = sorted({s for s, _ in todo}, key=list(schemes).index)
-        todo_seeds = sorted({k for _, k in todo})
         console.print(f"{name}: {len(todo)} run(s) to do (hidden {hidden}, {epochs} epochs)")
-        spec = load_spec(None, [
-            f"name=hmc-{name}", f"data.path={table_dir}", "model.backbone=mlp", f"model.hidden={hidden}",
-            "model.layers=2", "model.dropout=0.7", f"train.epochs={epochs}", "train.batch_size=4",
-            "train.optimizer=adam", "train.lr=0.0001", "train.weight_decay=0.00001", "train.augment=false",
-            "train.train_splits=[train, val]", "train.final_model=last", "search.metric=val/micro_auprc",
-            "schemes=" + json.dumps([{"label": v, **VARIANTS[v]} for v in todo_schemes]), f"seeds={todo_seeds}",
-            f"tracking.dir={runs_dir}"])
+        spec = load_spec(None, hmc_overrides(name, todo, table_dir, runs_dir))
         run_sweep(spec, console=console, callbacks=[RecordResult(results, name, epochs)])
         missing = [(s, k) for s, k in todo if not result_path(results, name, s, k).is_file()]
         if missing:  # interrupted (Tune turns Ctrl-C into an early, orderly end) or failed runs

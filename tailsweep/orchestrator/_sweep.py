@@ -241,8 +241,11 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
         import ray
 
         resources = plan_resources(spec, ray.cluster_resources(), len(trials))
-        console.print(f"Sweep [bold]{sweep_id}[/]: {len(trials)} trials ({len(spec.schemes)} schemes, "
-                      f"{len(trials) // max(1, len(spec.seeds))} settings x {len(spec.seeds)} seeds), up to {resources['max_concurrent_trials']} at a time, "
+        settings = len({t["group"] for t in trials})
+        shape = (f"{settings} settings x {len(spec.seeds)} seeds" if len(trials) == settings * len(spec.seeds)
+                 else f"{settings} settings, some with their own seeds")
+        console.print(f"Sweep [bold]{sweep_id}[/]: {len(trials)} trials ({len(spec.schemes)} schemes, {shape}), "
+                      f"up to {resources['max_concurrent_trials']} at a time, "
                       f"{spec.resources.workers_per_trial} worker(s) each"
                       f"{' on GPU' if resources['use_gpu'] else ''}; MLflow: {spec.tracking_uri}")
         results = _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose,

@@ -125,6 +125,8 @@ class SchemeSpec(_Model):
         "none", description="data-side baseline: lpros duplicates training rows of minority label paths "
                             "(hierarchies only; METHODS.md section 2)")
     oversample_budget: float = Field(0.1, gt=0, le=10, description="lpros: at most this x N rows are added")
+    seeds: list[int] | None = Field(None, min_length=1, description="run this entry with these seeds only "
+                                                                    "(default: the sweep's seeds)")
 
     @field_validator("name")
     @classmethod
@@ -152,6 +154,8 @@ class SchemeSpec(_Model):
             if k in info.params and info.params[k].choices:
                 problems.append(f"scheme '{self.name}' parameter '{k}' is a choice ({', '.join(info.params[k].choices)}); "
                                 "list one entry per value (with a label) instead of searching it")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            problems.append(f"seeds must be distinct, got {self.seeds}")
         if isinstance(self.search, dict):
             for k, (lo, hi) in self.search.items():
                 if not lo < hi:

@@ -54,3 +54,11 @@ def test_a_streaming_plan_that_would_starve_is_refused_with_the_reason():
     assert "train.loader_workers = 2" in str(e.value) and "raise resources.cpus_per_worker to 3" in str(e.value)
     with pytest.raises(SpecError, match="set model.image_size"):
         plan_resources(load_spec(None, ["train.pipeline=stream"]), {"CPU": 2.0}, 4)
+
+
+def test_an_entry_can_run_its_own_seeds():
+    spec = load_spec(None, ["schemes=[unweighted, {name: focal, seeds: [2]}]", "seeds=[0, 1, 2]"])
+    assert [(t["scheme"], t["seed"]) for t in plan_trials(spec)] == [
+        ("unweighted", 0), ("unweighted", 1), ("unweighted", 2), ("focal", 2)]
+    with pytest.raises(SpecError, match=r"seeds must be distinct, got \[1, 1\]"):
+        load_spec(None, ["schemes=[{name: focal, seeds: [1, 1]}]"])

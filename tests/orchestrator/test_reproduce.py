@@ -102,3 +102,13 @@ def test_cli_refuses_unknown_datasets_and_schemes(tmp_path, option, value, messa
     result = CliRunner().invoke(main, ["reproduce", "hmc", option, value, "--results", str(tmp_path / "r")])
     assert result.exit_code != 0 and message in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_a_resumed_dataset_trains_only_its_unrecorded_runs(tmp_path):
+    from tailsweep.orchestrator._plan import plan_trials
+    from tailsweep.orchestrator._reproduce import hmc_overrides
+    from tailsweep.orchestrator.spec import load_spec
+
+    todo = [("nif_margin_m4", 2), ("nif_gated_margin_m4", 0), ("nif_gated_margin_m4", 1), ("nif_gated_margin_m4", 2)]
+    spec = load_spec(None, hmc_overrides("cellcycle_FUN", todo, tmp_path / "table", tmp_path / "runs"))
+    assert sorted((t["variant"], t["seed"]) for t in plan_trials(spec)) == sorted(todo)
