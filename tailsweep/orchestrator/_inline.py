@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from ray import tune
 from ray.train.torch import TorchTrainer
@@ -33,11 +34,13 @@ from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
 from ray.train.v2._internal.execution.callback import WorkerGroupCallback
 from ray.train.v2._internal.execution.controller import TrainController
+from ray.train.v2._internal.execution.scaling_policy.fixed import FixedScalingPolicy
 from ray.train.v2.api.callback import UserCallback
 
 log = logging.getLogger(__name__)
 
 PLACEMENT_GROUP_KEY = "trial/placement_group"  # in every result Tune sees from a lean trial
+LOCAL_RAY_ENV = "TAILSWEEP_LOCAL_RAY"  # "1" in every process of a local Ray the sweep started (_sweep._start_ray)
 
 
 class TuneReport(UserCallback):
@@ -175,6 +178,24 @@ def install_sync_actor_reuse() -> SyncActorReuse:
     return _reuse
 
 
+class LocalScaling(FixedScalingPolicy):
+    """Train's fixed scaling policy without its autoscaler requests, for the local Ray a sweep starts.
+
+    Every run registers its workers' resources with a cluster-wide ``AutoscalingCoordinator`` actor
+    (started with the first run: a process that imports Ray Data), re-sends them every 20 s and cancels
+    them at the end, so that an autoscaler can add nodes. A local Ray has no autoscaler; the requests only
+    cost CPU. Used only where the sweep started Ray itself (``LOCAL_RAY_ENV``)."""
+
+    def _send_resource_request(self):
+        pass
+
+    def _maybe_send_resource_request(self):
+        pass
+
+    def _cancel_resource_request(self):
+        pass
+
+
 class InlineTorchTrainer(TorchTrainer):
     """A ``TorchTrainer`` whose controller runs in the calling process (the Tune trial actor)."""
 
@@ -184,6 +205,9 @@ class InlineTorchTrainer(TorchTrainer):
 
     def _initialize_and_run_controller(self, **controller_init_kwargs):
         install_sync_actor_reuse()
+        policy = controller_init_kwargs.get("scaling_policy")
+        if os.environ.get(LOCAL_RAY_ENV) == "1" and type(policy) is FixedScalingPolicy:
+            controller_init_kwargs["scaling_policy"] = LocalScaling(policy.scaling_config)
         controller = TrainController(**controller_init_kwargs)
         try:
             asyncio.run(controller.run())

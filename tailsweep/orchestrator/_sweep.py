@@ -35,6 +35,12 @@ LEAN_ENV = {
     # Train's Prometheus metrics: CPU per controller and worker that a sweep never reads.
     "RAY_TRAIN_METRICS_ENABLED": "0",
 }
+# Also for a local Ray that a lean sweep starts itself (never a cluster it joins):
+# - workers start through _setup_worker.py, which skips the Ray import of Ray's own setup_worker.py;
+# - _inline.LOCAL_RAY_ENV tells each trial's controller there is no autoscaler to send resource requests to;
+# - without the dashboard, LOCAL_LEAN_ENV: the node's dashboard agent still samples every process's CPU and
+#   memory every 5 s for metrics nothing reads here, once a minute instead.
+LOCAL_LEAN_ENV = {"REPORTER_UPDATE_INTERVAL_MS": "60000"}
 log = logging.getLogger(__name__)
 
 
@@ -146,7 +152,29 @@ def _start_ray(verbose: bool, lean: bool, dashboard: bool = False) -> bool:
         return False
     # Without the dashboard a local Ray runs fewer processes (~2 CPU-seconds per trial measured on 2
     # cores, in the concurrent trials' way); `resources.dashboard: true` brings it back.
-    ray.init(resources={TRIAL_RESOURCE: 10_000}, include_dashboard=dashboard, **quiet)
+    if not lean:
+        ray.init(resources={TRIAL_RESOURCE: 10_000}, include_dashboard=dashboard, **quiet)
+        return True
+    from ._inline import LOCAL_RAY_ENV
+
+    quiet["runtime_env"]["env_vars"][LOCAL_RAY_ENV] = "1"  # no autoscaler here: see _inline.LocalScaling
+    saved = {k: os.environ.get(k) for k in LOCAL_LEAN_ENV}
+    if not dashboard:  # read by the node's dashboard agent, which inherits this process's environment
+        os.environ.update(LOCAL_LEAN_ENV)
+    import ray._private.ray_constants as ray_constants
+
+    setup_worker = ray_constants.SETUP_WORKER_FILENAME
+    # os.path.join(ray's workers dir, an absolute path) is that path: the raylet starts workers through ours
+    ray_constants.SETUP_WORKER_FILENAME = str(Path(__file__).with_name("_setup_worker.py"))
+    try:
+        ray.init(resources={TRIAL_RESOURCE: 10_000}, include_dashboard=dashboard, **quiet)
+    finally:
+        ray_constants.SETUP_WORKER_FILENAME = setup_worker
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return True
 
 

@@ -66,16 +66,36 @@ class _SyncActors(tune.Callback):
         self.created = sum(a["ActorClassName"].endswith("SynchronizationActor") for a in actors().values())
 
 
+class _LocalRay(tune.Callback):
+    """What the local Ray that the sweep started runs: its actors' classes and its raylet's command line."""
+
+    actor_classes: set | None = None
+    raylet_args: str | None = None
+
+    def on_experiment_end(self, trials, **info):
+        from ray._private import ray_constants
+        from ray._private.state import actors
+        from ray._private.worker import _global_node
+
+        self.actor_classes = {a["ActorClassName"] for a in actors().values()}
+        (raylet,) = _global_node.all_processes[ray_constants.PROCESS_TYPE_RAYLET]
+        self.raylet_args = " ".join(raylet.process.args)
+
+
 def test_sweep_statuses_metrics_and_artifacts(tmp_path):
     table = make_features_table(tmp_path / "t", n=(200, 60, 60))
     spec = _spec(tmp_path, table, "schemes=[unweighted, inverse_frequency, focal, effective_number]",
                  "seeds=[0]", "train.epochs=3", "scheduler.name=asha", "scheduler.grace_period=1")
-    groups = _PlacementGroups()
+    groups, local = _PlacementGroups(), _LocalRay()
     os.environ[FAULT_ENV] = "raise@1:focal"  # the focal trial fails before its first report
     try:
-        result = run_sweep(spec, callbacks=[groups])
+        result = run_sweep(spec, callbacks=[groups, local])
     finally:
         del os.environ[FAULT_ENV]
+    # a local lean Ray: workers start through tailsweep's launcher, no autoscaler coordinator is started
+    assert "tailsweep/orchestrator/_setup_worker.py" in local.raylet_args
+    assert "RayTrainWorker" in local.actor_classes
+    assert not any("AutoscalingCoordinator" in c for c in local.actor_classes), local.actor_classes
     # lean path: every result names its trial's placement group; a finished or ASHA-stopped trial's
     # group is removed (by its own process, no PlacementGroupCleaner actor) before the sweep ends
     assert groups.named and all(None not in pgs for pgs in groups.named.values())
