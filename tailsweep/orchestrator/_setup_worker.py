@@ -29,8 +29,8 @@ KNOWN_KEYS = {"command_prefix", "env_vars", "py_executable", "override_worker_en
 
 def plain_exec(context: dict, language: str | None) -> str | None:
     """The interpreter for a context this script can start by itself, else None."""
-    if language != "PYTHON" or set(context) - KNOWN_KEYS:
-        return None
+    if os.name != "posix" or language != "PYTHON" or set(context) - KNOWN_KEYS:
+        return None  # (on Windows an exec is a new process: the raylet would lose the worker's pid)
     if context.get("command_prefix") or context.get("override_worker_entrypoint") or context.get("java_jars"):
         return None
     py = context.get("py_executable") or sys.executable
