@@ -112,3 +112,23 @@ def test_a_resumed_dataset_trains_only_its_unrecorded_runs(tmp_path):
     todo = [("nif_margin_m4", 2), ("nif_gated_margin_m4", 0), ("nif_gated_margin_m4", 1), ("nif_gated_margin_m4", 2)]
     spec = load_spec(None, hmc_overrides("cellcycle_FUN", todo, tmp_path / "table", tmp_path / "runs"))
     assert sorted((t["variant"], t["seed"]) for t in plan_trials(spec)) == sorted(todo)
+
+
+def test_frequency_baseline_is_recorded_once_and_reported(tmp_path):
+    from tailsweep.orchestrator._reproduce import record_frequency_baseline
+    from tailsweep.trainables._data import load_split
+    from tests.conftest import make_features_table
+
+    table = make_features_table(tmp_path / "t")
+    root = tmp_path / "results"
+    record_frequency_baseline(root, "cellcycle_FUN", table)
+    path = root / "cellcycle_FUN" / "frequency_baseline.json"
+    floor = json.loads(path.read_text())
+    y = load_split(table, "test").targets.numpy()
+    # ranking nodes by frequency beats a random ranking (AP = positive rate) on these labels, and is no model
+    assert y.mean() < floor["micro_auprc"] < 1.0 and floor["rows_test"] == len(y)
+    path.write_text(json.dumps(floor | {"micro_auprc": 0.1234}))
+    record_frequency_baseline(root, "cellcycle_FUN", table)  # recorded: left as it is
+    _record(root, "cellcycle_FUN", "mcloss", 0, 0.25)
+    row = next(ln for ln in report_hmc(root, tmp_path / "out.md").splitlines() if ln.startswith("| cellcycle_FUN"))
+    assert "| 0.255 | 0.1234 |" in row  # published, then the baseline
