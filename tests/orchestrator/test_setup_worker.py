@@ -60,3 +60,12 @@ def test_contexts_it_leaves_to_ray(context):
 
 def test_rays_launcher_is_where_ray_has_it():
     assert Path(setup_worker.ray_setup_worker()).is_file()
+
+
+def test_the_context_ray_writes_for_a_sweep_takes_the_fast_path():
+    # what Ray's runtime-env agent hands the raylet for a job whose runtime env is only variables (a lean
+    # sweep's): a Ray upgrade that adds a field makes this fail rather than every worker fall back silently
+    from ray._private.runtime_env.context import RuntimeEnvContext
+
+    context = json.loads(RuntimeEnvContext(env_vars={"TAILSWEEP_LOCAL_RAY": "1"}).serialize())
+    assert setup_worker.plain_exec(context, "PYTHON") == sys.executable
