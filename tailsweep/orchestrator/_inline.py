@@ -15,7 +15,9 @@ group's placement group if the controller dies without shutting it down. Its job
 driver: each report carries the group's placement group id (``PLACEMENT_GROUP_KEY``) and
 :class:`PlacementGroupSweeper` removes a trial's group when the trial ends, if it is still there.
 And a trial process keeps Train's synchronisation actor from one worker group to the next
-(:class:`SyncActorReuse`) instead of starting one per group.
+(:class:`SyncActorReuse`) instead of starting one per group; where Tune reuses trial processes (FIFO),
+it keeps its Train worker processes too when a run finishes cleanly, and the next trial's run starts on
+them (:class:`WorkerReuse`): no process start and no Ray, torch, torchvision imports per trial.
 
 Internal Ray Train V2 API (``TrainController``, ``DataParallelTrainer._initialize_and_run_controller``),
 pinned to ray 2.60 by constraints.txt and covered by tests/integration (statuses, exactly-once metrics
@@ -25,8 +27,11 @@ after a worker restart, ASHA stops). The gain is measured by benchmarks/overhead
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import threading
+from dataclasses import dataclass
 
 from ray import tune
 from ray.train.torch import TorchTrainer
@@ -35,11 +40,15 @@ from ray.train.v2._internal.callbacks.placement_group_callback import PlacementG
 from ray.train.v2._internal.execution.callback import WorkerGroupCallback
 from ray.train.v2._internal.execution.controller import TrainController
 from ray.train.v2._internal.execution.scaling_policy.fixed import FixedScalingPolicy
+from ray.train.v2._internal.execution.worker_group import WorkerGroup
+from ray.train.v2._internal.execution.worker_group import state as group_state
+from ray.train.v2._internal.util import invoke_context_managers
 from ray.train.v2.api.callback import UserCallback
 
 log = logging.getLogger(__name__)
 
 PLACEMENT_GROUP_KEY = "trial/placement_group"  # in every result Tune sees from a lean trial
+PARKED_NAMESPACE = "tailsweep-parked"  # GCS key-value namespace: one key per parked placement group (hex id)
 LOCAL_RAY_ENV = "TAILSWEEP_LOCAL_RAY"  # "1" in every process of a local Ray the sweep started (_sweep._start_ray)
 
 
@@ -87,30 +96,45 @@ class PlacementGroupSweeper(tune.Callback):
 
     def __init__(self):
         self._groups: dict[str, str] = {}
+        self._parked: set[str] = set()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if pg := result.get(PLACEMENT_GROUP_KEY):
             self._groups[trial.trial_id] = pg
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        pg = self._groups.get(trial.trial_id)
+        if pg is not None and is_parked(pg):  # kept for the process's next trial (WorkerReuse)
+            self._groups.pop(trial.trial_id)
+            self._parked.add(pg)
+            return
         self._release(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._release(trial)
 
+    def on_experiment_end(self, trials, **info):
+        for pg in sorted(self._parked):
+            self._remove(pg, "a parked worker group")
+        self._parked.clear()
+
     def _release(self, trial) -> None:
         pg = self._groups.pop(trial.trial_id, None)
-        if pg is None:
-            return
+        if pg is not None:
+            self._remove(pg, f"trial {trial.trial_id}")
+
+    @staticmethod
+    def _remove(pg: str, what: str) -> None:
         import ray
         from ray.util.placement_group import PlacementGroup, placement_group_table
 
         try:
             if placement_group_table().get(pg, {}).get("state") not in (None, "REMOVED"):
                 ray.util.remove_placement_group(PlacementGroup(ray.PlacementGroupID(bytes.fromhex(pg))))
-                log.info("removed the placement group of trial %s", trial.trial_id)
+                log.info("removed the placement group of %s", what)
+            _kv("del", pg)
         except Exception as exc:  # best effort: never fail the sweep over a cleanup
-            log.warning("could not remove the placement group of trial %s: %s", trial.trial_id, exc)
+            log.warning("could not remove the placement group of %s: %s", what, exc)
 
 
 class SyncActorReuse:
@@ -178,6 +202,209 @@ def install_sync_actor_reuse() -> SyncActorReuse:
     return _reuse
 
 
+def _kv(op: str, pg_hex: str):
+    from ray.experimental import internal_kv
+
+    fn = {"put": lambda k: internal_kv._internal_kv_put(k, b"1", namespace=PARKED_NAMESPACE),
+          "del": lambda k: internal_kv._internal_kv_del(k, namespace=PARKED_NAMESPACE),
+          "has": lambda k: internal_kv._internal_kv_exists(k, namespace=PARKED_NAMESPACE)}[op]
+    return fn(pg_hex.encode())
+
+
+def is_parked(pg_hex: str) -> bool:
+    """Whether a trial process holds this placement group's workers for its next trial (driver side)."""
+    try:
+        return bool(_kv("has", pg_hex))
+    except Exception:
+        return False
+
+
+@dataclass
+class _Parked:
+    key: tuple
+    pg_handle: object  # ray.train's PlacementGroupHandle
+    workers: list  # ray.train's Worker records, rank order
+    runs: int  # Train runs these processes have served
+
+    @property
+    def pg_hex(self) -> str:
+        return self.pg_handle.placement_group.id.hex()
+
+
+class WorkerReuse:
+    """Keeps a finished worker group's processes for the next Train run of this trial process.
+
+    A fresh worker group costs each trial a new Python process per worker that imports Ray, Ray Train,
+    torch and torchvision before its first step (~4.5 CPU-seconds for a resnet trial, measured:
+    docs/benchmarks.md) -- two concurrent trials on 2 cores pay it out of each other's training. When a
+    run ends with every worker finished and none failed, ``ReusingWorkerGroup.shutdown`` runs Ray
+    Train's shutdown hooks (the torch process group is destroyed as usual) but parks the worker actors
+    and their placement group here instead of killing them; the next run in this process with the same
+    group shape (workers, resources per worker, strategy, runtime env) starts on them: Ray Train sets up
+    a new run context, ranks and process group as for new actors. Anything else -- a failed or stopped
+    run, another shape, workers that died meanwhile, ``MAX_RUNS`` runs served -- kills them as Ray
+    Train would. Only where Tune reuses trial actors (FIFO scheduler, ``resources.lean``).
+
+    A placement group outlives the process that created it, so a parked group is also marked in the
+    GCS (``PARKED_NAMESPACE``) for the driver's :class:`PlacementGroupSweeper`, which leaves it to this
+    process and removes it when the sweep ends; and a group left parked ``IDLE_S`` seconds (Tune gave
+    this process no further trial) is released here.
+    Risk: module state of the training function carries over between trials in a worker process, as it
+    does in a reused trial actor; tailsweep's worker keeps none (it seeds and sets threads per run)."""
+
+    IDLE_S = 30.0
+    MAX_RUNS = 50
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._parked: _Parked | None = None
+
+    def claim(self, key: tuple) -> _Parked | None:
+        with self._lock:
+            parked, self._parked = self._parked, None
+        if parked is None:
+            return None
+        if parked.key == key and parked.runs < self.MAX_RUNS and self._alive(parked):
+            _kv("del", parked.pg_hex)
+            return parked
+        self._retire(parked)
+        return None
+
+    def park(self, key: tuple, state, runs: int) -> None:
+        import ray
+
+        from ..trainables.worker import end_process_group
+
+        ray.get([w.execute_async(end_process_group) for w in state.workers], timeout=60)
+        done = [w.actor.shutdown.remote() for w in state.workers]  # the workers' shutdown hooks, as Train runs them
+        ray.wait(done, num_returns=len(done), timeout=5)
+        group_state._shutdown_sync_actor(state.sync_actor)  # looked up at call time: SyncActorReuse keeps it
+        parked = _Parked(key, state.placement_group_handle, list(state.workers), runs)
+        _kv("put", parked.pg_hex)
+        with self._lock:
+            old, self._parked = self._parked, parked
+        if old is not None:
+            self._retire(old)
+        timer = threading.Timer(self.IDLE_S, self._expire, args=(parked,))
+        timer.daemon = True
+        timer.start()
+
+    def release(self) -> None:
+        with self._lock:
+            parked, self._parked = self._parked, None
+        if parked is not None:
+            self._retire(parked)
+
+    def _expire(self, parked: _Parked) -> None:
+        with self._lock:
+            if self._parked is not parked:
+                return
+            self._parked = None
+        log.info("releasing an idle worker group (%d workers)", len(parked.workers))
+        self._retire(parked)
+
+    @staticmethod
+    def _alive(parked: _Parked) -> bool:
+        import ray
+
+        try:
+            ray.get([w.actor.get_metadata.remote() for w in parked.workers], timeout=30)
+            return True
+        except Exception:
+            return False
+
+    @staticmethod
+    def _retire(parked: _Parked) -> None:
+        import ray
+
+        for w in parked.workers:
+            with contextlib.suppress(Exception):
+                ray.kill(w.actor)
+        try:
+            parked.pg_handle.shutdown()
+        except Exception as exc:
+            log.warning("could not remove a parked worker group's placement group: %s", exc)
+        with contextlib.suppress(Exception):
+            _kv("del", parked.pg_hex)
+
+
+_workers = WorkerReuse()
+
+
+class ReusingWorkerGroup(WorkerGroup):
+    """Ray Train's worker group, starting on parked workers where :class:`WorkerReuse` has some and
+    parking its own after a clean finish. Overrides three steps of ``WorkerGroup._start_impl`` (ray 2.60,
+    pinned) and its ``shutdown``; everything between (callbacks, ranks, context, process group) is Ray's."""
+
+    _key: tuple | None = None
+    _claimed: _Parked | None = None
+    _reused = False
+    _runs = 0
+
+    def _shape(self, scaling_config, ctx) -> tuple | None:
+        if scaling_config.use_tpu:
+            return None
+        env = WorkerGroup._get_worker_runtime_env(custom_runtime_env=self._train_run_context.run_config.worker_runtime_env)
+        return (ctx.num_workers, tuple(sorted(ctx.resources_per_worker.items())), ctx.placement_strategy,
+                repr(ctx.label_selector), repr(sorted(dict(env).get("env_vars", {}).items())),
+                repr({k: v for k, v in dict(env).items() if k != "env_vars"}))
+
+    def _create_placement_group(self, scaling_config, worker_group_context):
+        self._key = self._shape(scaling_config, worker_group_context)
+        self._claimed = _workers.claim(self._key) if self._key is not None else None
+        if self._claimed is not None:
+            return self._claimed.pg_handle
+        return super()._create_placement_group(scaling_config, worker_group_context)
+
+    def _create_workers(self, num_workers, placement_group, resources_per_worker, placement_group_bundle_indices=None,
+                        starting_world_rank=0, world_size=None, replica_group_size=None):
+        parked, self._claimed = self._claimed, None
+        if (parked is not None and placement_group_bundle_indices is None and len(parked.workers) == num_workers
+                and parked.pg_handle.placement_group.id == placement_group.id):
+            self._reused, self._runs = True, parked.runs
+            from ray.train.v2._internal.execution.worker_group.worker import Worker
+
+            workers = [Worker(w.actor, w.metadata, resources_per_worker,
+                              placement_group_bundle_index=w.placement_group_bundle_index) for w in parked.workers]
+            return WorkerGroup._assign_worker_ranks(workers, starting_world_rank, world_size, replica_group_size)
+        self._reused, self._runs = False, 0
+        return super()._create_workers(num_workers, placement_group, resources_per_worker,
+                                       placement_group_bundle_indices, starting_world_rank, world_size,
+                                       replica_group_size)
+
+    def _init_train_context(self, workers, sync_actor) -> None:
+        super()._init_train_context(workers, sync_actor)
+        if self._reused:
+            import ray
+
+            from ..trainables.worker import fresh_checkpoint_upload_pool
+
+            ray.get([w.execute_async(fresh_checkpoint_upload_pool) for w in workers])
+
+    def shutdown(self):
+        status = self.get_latest_poll_status()
+        clean = status is not None and status.finished and not status.errors
+        if not (clean and self._key is not None and self.has_started()):
+            return super().shutdown()
+        self._assert_active()
+        with invoke_context_managers([cb.on_worker_group_shutdown for cb in self._callbacks]):
+            for cb in self._callbacks:
+                cb.before_worker_group_shutdown(self)
+            state = self._worker_group_state
+            try:
+                _workers.park(self._key, state, self._runs + 1)
+            except Exception as exc:
+                log.warning("could not keep the worker group for the next trial (%s); shutting it down", exc)
+                state.shutdown()
+            self._clear_state()
+            for cb in self._callbacks:
+                cb.after_worker_group_shutdown(self._worker_group_context)
+
+
+class ReusingController(TrainController):
+    worker_group_cls = ReusingWorkerGroup
+
+
 class LocalScaling(FixedScalingPolicy):
     """Train's fixed scaling policy without its autoscaler requests, for the local Ray a sweep starts.
 
@@ -197,7 +424,12 @@ class LocalScaling(FixedScalingPolicy):
 
 
 class InlineTorchTrainer(TorchTrainer):
-    """A ``TorchTrainer`` whose controller runs in the calling process (the Tune trial actor)."""
+    """A ``TorchTrainer`` whose controller runs in the calling process (the Tune trial actor).
+    ``reuse_workers``: start on, and keep, worker processes of this process's earlier runs (:class:`WorkerReuse`)."""
+
+    def __init__(self, *args, reuse_workers: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reuse_workers = reuse_workers
 
     def _create_default_callbacks(self):
         drop = (PlacementGroupCleanerCallback,) + (() if self.datasets else (DatasetsCallback,))
@@ -208,7 +440,9 @@ class InlineTorchTrainer(TorchTrainer):
         policy = controller_init_kwargs.get("scaling_policy")
         if os.environ.get(LOCAL_RAY_ENV) == "1" and type(policy) is FixedScalingPolicy:
             controller_init_kwargs["scaling_policy"] = LocalScaling(policy.scaling_config)
-        controller = TrainController(**controller_init_kwargs)
+        if not self.reuse_workers:
+            _workers.release()
+        controller = (ReusingController if self.reuse_workers else TrainController)(**controller_init_kwargs)
         try:
             asyncio.run(controller.run())
         except BaseException:

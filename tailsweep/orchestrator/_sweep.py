@@ -377,9 +377,16 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
     common = {k: v for k, v in worker_defaults.items() if k not in ("stats", "scheme", "lr")}
     run_ids = tracking.plan_child_runs(parent_run_id, sweep_id, trials, common)
     trials = [{**t, "run_id": run_id} for t, run_id in zip(trials, run_ids, strict=True)]
+    # Reuse trial actors (saves a process start and imports per trial); run_trial keeps no
+    # global state, so nothing leaks from one trial into the next. Not with ASHA: a stopped
+    # trial's function thread is still inside fit() when Tune resets the actor, the reset
+    # times out and Tune fails the *next* trial ("Could not re-use actor", seen on ray 2.60).
+    # Where Tune reuses them, each keeps its Train workers for its next trial (_inline.WorkerReuse).
+    reuse = spec.resources.lean and spec.scheduler.name == "fifo"
     ctx = TrialContext(tracking_uri=tracking.uri, storage_path=str(spec.storage_path), worker_defaults=worker_defaults,
                        num_workers=spec.resources.workers_per_trial, cpus_per_worker=spec.resources.cpus_per_worker,
-                       use_gpu=resources["use_gpu"], max_failures=t.max_failures, lean=spec.resources.lean)
+                       use_gpu=resources["use_gpu"], max_failures=t.max_failures, lean=spec.resources.lean,
+                       reuse_workers=reuse)
     if spec.scheduler.name == "asha":
         scheduler = ASHAScheduler(time_attr="epoch", max_t=t.epochs, grace_period=min(spec.scheduler.grace_period, t.epochs),
                                   reduction_factor=spec.scheduler.reduction_factor)
@@ -398,11 +405,7 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
         tune_config=tune.TuneConfig(
             metric=spec.search.metric, mode=spec.search.mode, scheduler=scheduler,
             max_concurrent_trials=resources["max_concurrent_trials"],
-            # Reuse trial actors (saves a process start and imports per trial); run_trial keeps no
-            # global state, so nothing leaks from one trial into the next. Not with ASHA: a stopped
-            # trial's function thread is still inside fit() when Tune resets the actor, the reset
-            # times out and Tune fails the *next* trial ("Could not re-use actor", seen on ray 2.60).
-            reuse_actors=spec.resources.lean and spec.scheduler.name == "fifo",
+            reuse_actors=reuse,
             trial_name_creator=lambda tr: f"{tr.config['trial']['scheme']}-{tr.trial_id}",
             trial_dirname_creator=lambda tr: tr.trial_id,
         ),

@@ -19,6 +19,7 @@ class TrialContext:
     use_gpu: bool
     max_failures: int
     lean: bool = True  # controller inside the trial process (orchestrator/_inline.py)
+    reuse_workers: bool = False  # lean, and Tune reuses trial actors: keep Train workers between trials
 
 
 def run_trial(config: dict, ctx: TrialContext) -> None:
@@ -52,6 +53,7 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
         metrics_logger.warm_up()
     trainer = TorchTrainer(
         train_loop_per_worker,
+        **({"reuse_workers": ctx.reuse_workers} if ctx.lean else {}),
         train_loop_config=worker.to_dict(),
         scaling_config=ray.train.ScalingConfig(
             num_workers=ctx.num_workers, use_gpu=ctx.use_gpu,

@@ -108,6 +108,29 @@ def _maybe_fault(epoch: int, scheme: str) -> None:
             time.sleep(600)
 
 
+def end_process_group() -> None:
+    """Run on a Train worker kept for the next trial (``orchestrator/_inline.WorkerReuse``) when its run
+    ends: destroy the default torch process group. Ray Train destroys it only for groups of more than one
+    worker; the next run's set-up would find it initialised and fail ("initialize the default process
+    group twice")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def fresh_checkpoint_upload_pool() -> None:
+    """Run on a reused Train worker (``orchestrator/_inline.WorkerReuse``) after Ray Train set up its new
+    run context: give the context a checkpoint-upload thread pool of its own. Ray 2.60's ``TrainContext``
+    declares the pool as a dataclass default, one executor shared by every context of the process, and
+    shuts it down when a training function returns; the next run in the same process would fail at its
+    first checkpoint. Lives here because the worker has imported this module already."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ray.train.v2._internal.execution.context import get_train_context
+
+    ctx = get_train_context()
+    ctx.checkpoint_upload_threadpool = ThreadPoolExecutor(max_workers=ctx.checkpoint_upload_threadpool._max_workers)
+
+
 def _gather(x: np.ndarray, world: int) -> np.ndarray:
     """Concatenate every rank's rows (rank order); no-op on a single worker."""
     if world == 1:

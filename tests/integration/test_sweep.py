@@ -9,7 +9,13 @@ import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from tailsweep.orchestrator._inline import PLACEMENT_GROUP_KEY, PlacementGroupSweeper
+from tailsweep.orchestrator._inline import (
+    PLACEMENT_GROUP_KEY,
+    PlacementGroupSweeper,
+    WorkerReuse,
+    _kv,
+    _Parked,
+)
 from tailsweep.orchestrator._sweep import run_sweep
 from tailsweep.orchestrator._tracking import PARENT_TAG, SWEEP_TAG
 from tailsweep.orchestrator.spec import load_spec
@@ -53,6 +59,16 @@ class _PlacementGroups(tune.Callback):
                     time.monotonic() < deadline:
                 time.sleep(0.2)
             self.at_end[trial_id] = state
+
+
+class _WorkerProcesses(tune.Callback):
+    """The Train worker process (its start time) behind each result, per trial."""
+
+    def __init__(self):
+        self.seen: dict[str, list[float]] = {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.seen.setdefault(trial.config["trial"]["scheme"], []).append(result["time/worker_process_start"])
 
 
 class _SyncActors(tune.Callback):
@@ -214,9 +230,9 @@ def test_worker_restart_logs_every_epoch_exactly_once(tmp_path, checkpoint_every
     assert spec.resources.lean
     os.environ[FAULT_ENV] = "exit@3:inverse_frequency"  # kill the worker process at the start of epoch 3
     os.environ[FAULT_ONCE_ENV] = str(tmp_path / "fault-fired")
-    sync = _SyncActors()
+    sync, procs = _SyncActors(), _WorkerProcesses()
     try:
-        result = run_sweep(spec, callbacks=[sync])
+        result = run_sweep(spec, callbacks=[sync, procs])
     finally:
         del os.environ[FAULT_ENV], os.environ[FAULT_ONCE_ENV]
     assert (tmp_path / "fault-fired").exists()  # the fault did fire
@@ -229,6 +245,11 @@ def test_worker_restart_logs_every_epoch_exactly_once(tmp_path, checkpoint_every
     # three worker groups (the failed one, its restart, the next trial) in one reused trial process
     # shared one synchronisation actor (orchestrator/_inline.py: SyncActorReuse)
     assert sync.created == 1
+    # Train worker processes: the failed trial's first, its restart -- kept for the next trial
+    # (orchestrator/_inline.py: WorkerReuse), which trains on it without a process start of its own
+    first, restarted = procs.seen["inverse_frequency"][0], procs.seen["inverse_frequency"][-1]
+    assert first != restarted
+    assert set(procs.seen["unweighted"]) == {restarted}, procs.seen
 
 
 def test_streaming_pipeline_with_concurrent_trials_holding_every_cpu(tmp_path):
@@ -272,6 +293,76 @@ def test_sweeper_removes_the_placement_group_of_a_trial_whose_process_died():
         sweeper.on_trial_result(0, [], trial, {PLACEMENT_GROUP_KEY: pg})
         sweeper.on_trial_error(0, [], trial)
         assert placement_group_table()[pg]["state"] == "REMOVED"
+        deadline = time.monotonic() + 10  # the raylet returns the CPU asynchronously
+        while ray.available_resources().get("CPU") != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ray.available_resources().get("CPU") == 2
+    finally:
+        ray.shutdown()
+
+
+def test_parked_worker_groups_are_kept_for_the_next_trial_and_released_otherwise(monkeypatch):
+    """WorkerReuse and the driver's sweeper around a parked group: the next run of the same shape gets
+    it; another shape, too many runs, a dead worker or an idle timeout releases it (workers killed,
+    placement group removed, the GCS mark gone); the sweeper leaves a parked group to its trial
+    process and removes it when the sweep ends."""
+    import time
+    from types import SimpleNamespace
+
+    from ray.train.v2._internal.execution.worker_group.placement_group_handle import (
+        DefaultPlacementGroupHandle,
+    )
+    from ray.util.placement_group import placement_group, placement_group_table
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    @ray.remote(num_cpus=1)
+    class Worker:
+        def get_metadata(self):
+            return os.getpid()
+
+    def parked_group(key, runs=1):
+        pg = placement_group([{"CPU": 1}])
+        ray.get(pg.ready())
+        actor = Worker.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)).remote()
+        ray.get(actor.get_metadata.remote())
+        parked = _Parked(key, DefaultPlacementGroupHandle(pg), [SimpleNamespace(actor=actor)], runs)
+        _kv("put", parked.pg_hex)
+        return parked
+
+    def released(parked):
+        state = placement_group_table().get(parked.pg_hex, {}).get("state")
+        try:
+            ray.get(parked.workers[0].actor.get_metadata.remote(), timeout=10)
+            alive = True
+        except Exception:
+            alive = False
+        return state == "REMOVED" and not alive and not _kv("has", parked.pg_hex)
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        reuse = WorkerReuse()
+        reuse._parked = a = parked_group(("shape", 1))
+        assert reuse.claim(("shape", 1)) is a and not _kv("has", a.pg_hex)  # same shape: handed over
+        reuse._parked = a
+        assert reuse.claim(("shape", 2)) is None and released(a)  # another shape
+        reuse._parked = b = parked_group(("shape", 1), runs=WorkerReuse.MAX_RUNS)
+        assert reuse.claim(("shape", 1)) is None and released(b)  # served enough runs
+        reuse._parked = c = parked_group(("shape", 1))
+        ray.kill(c.workers[0].actor)
+        assert reuse.claim(("shape", 1)) is None and released(c)  # a worker died while parked
+        monkeypatch.setattr(WorkerReuse, "IDLE_S", 0.5)
+        d = parked_group(("shape", 1))
+        reuse._parked = d
+        reuse._expire(d)
+        assert reuse._parked is None and released(d)  # left idle
+
+        sweeper, trial = PlacementGroupSweeper(), SimpleNamespace(trial_id="t1")
+        e = parked_group(("shape", 1))
+        sweeper.on_trial_result(0, [], trial, {PLACEMENT_GROUP_KEY: e.pg_hex})
+        sweeper.on_trial_complete(0, [], trial)
+        assert placement_group_table()[e.pg_hex]["state"] == "CREATED"  # left to its trial process
+        sweeper.on_experiment_end([])
+        assert released(e)
         deadline = time.monotonic() + 10  # the raylet returns the CPU asynchronously
         while ray.available_resources().get("CPU") != 2 and time.monotonic() < deadline:
             time.sleep(0.1)
