@@ -162,16 +162,20 @@ def test_sweep_statuses_metrics_and_artifacts(tmp_path):
 
 
 def test_two_workers_per_trial_on_two_cpus(tmp_path):
-    """DDP over gloo with a 2-worker group per trial: no worker-group deadlock on a 2-core machine."""
+    """DDP over gloo with a 2-worker group per trial: no worker-group deadlock on a 2-core machine; the
+    second trial's group starts on the first one's processes (a new process group on kept workers)."""
     table = make_features_table(tmp_path / "t", n=(120, 40, 40))
-    spec = _spec(tmp_path, table, "schemes=[effective_number]", "seeds=[0]", "train.epochs=2",
+    spec = _spec(tmp_path, table, "schemes=[effective_number]", "seeds=[0, 1]", "train.epochs=2",
                  "resources.workers_per_trial=2", "resources.cpus_per_worker=1")
-    result = run_sweep(spec)
+    procs = _WorkerProcesses()
+    result = run_sweep(spec, callbacks=[procs])
     client, parents, children = _runs(spec, result)
-    assert len(children) == 1 and children[0].info.status == "FINISHED"
-    steps = [m.step for m in client.get_metric_history(children[0].info.run_id, "val/micro_auprc")]
-    assert steps == [1, 2]
-    assert result.rows[0]["status"] == "DONE" and result.rows[0]["test/macro_f1"] is not None
+    assert len(children) == 2 and {r.info.status for r in children} == {"FINISHED"}
+    for run in children:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/micro_auprc")]
+        assert steps == [1, 2]
+    assert all(r["status"] == "DONE" and r["test/macro_f1"] is not None for r in result.rows)
+    assert len(procs.seen["effective_number"]) == 4 and len(set(procs.seen["effective_number"])) == 1, procs.seen
 
 
 def test_launch_ui_serves_the_sweep(tmp_path):
