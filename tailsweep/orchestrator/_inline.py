@@ -371,6 +371,13 @@ class ReusingWorkerGroup(WorkerGroup):
             workers = [Worker(w.actor, w.metadata, resources_per_worker,
                               placement_group_bundle_index=w.placement_group_bundle_index) for w in parked.workers]
             return WorkerGroup._assign_worker_ranks(workers, starting_world_rank, world_size, replica_group_size)
+        if parked is not None:  # not expected (the shape matched): free its bundles for new workers
+            import ray
+
+            _kv("del", parked.pg_hex)
+            for w in parked.workers:
+                with contextlib.suppress(Exception):
+                    ray.kill(w.actor)
         self._reused, self._runs = False, 0
         return super()._create_workers(num_workers, placement_group, resources_per_worker,
                                        placement_group_bundle_indices, starting_world_rank, world_size,
