@@ -122,7 +122,8 @@ def fresh_checkpoint_upload_pool() -> None:
     run context: give the context a checkpoint-upload thread pool of its own. Ray 2.60's ``TrainContext``
     declares the pool as a dataclass default, one executor shared by every context of the process, and
     shuts it down when a training function returns; the next run in the same process would fail at its
-    first checkpoint. Lives here because the worker has imported this module already."""
+    first asynchronous checkpoint upload (``checkpoint_upload_mode=ASYNC``; tailsweep's loop reports
+    synchronously, a user's own loop may not). Lives here because the worker has imported this module."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ray.train.v2._internal.execution.context import get_train_context
