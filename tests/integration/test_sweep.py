@@ -352,6 +352,13 @@ def test_parked_worker_groups_are_kept_for_the_next_trial_and_released_otherwise
         assert reuse.claim(("shape", 1)) is None and released(b)  # served enough runs
         reuse._parked = c = parked_group(("shape", 1))
         ray.kill(c.workers[0].actor)
+        deadline = time.monotonic() + 30  # ray.kill is asynchronous: wait until the actor is gone
+        while time.monotonic() < deadline:
+            try:
+                ray.get(c.workers[0].actor.get_metadata.remote(), timeout=5)
+                time.sleep(0.2)
+            except Exception:
+                break
         assert reuse.claim(("shape", 1)) is None and released(c)  # a worker died while parked
         monkeypatch.setattr(WorkerReuse, "IDLE_S", 0.5)
         d = parked_group(("shape", 1))
