@@ -271,10 +271,19 @@ def test_streaming_pipeline_with_concurrent_trials_holding_every_cpu(tmp_path):
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val/macro_ap")] == [1, 2]
 
 
+def _assert_cpus_return(n: int) -> None:
+    """The raylet returns a removed placement group's CPUs asynchronously: wait up to 10 s for all n."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while ray.available_resources().get("CPU") != n and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ray.available_resources().get("CPU") == n
+
+
 def test_sweeper_removes_the_placement_group_of_a_trial_whose_process_died():
     """The lean path's stand-in for Train's PlacementGroupCleaner: a placement group outlives the actor
     that created it (Ray keeps it until the job ends); the driver removes it when that trial errors."""
-    import time
     from types import SimpleNamespace
 
     from ray.util.placement_group import placement_group, placement_group_table
@@ -296,10 +305,7 @@ def test_sweeper_removes_the_placement_group_of_a_trial_whose_process_died():
         sweeper.on_trial_result(0, [], trial, {PLACEMENT_GROUP_KEY: pg})
         sweeper.on_trial_error(0, [], trial)
         assert placement_group_table()[pg]["state"] == "REMOVED"
-        deadline = time.monotonic() + 10  # the raylet returns the CPU asynchronously
-        while ray.available_resources().get("CPU") != 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert ray.available_resources().get("CPU") == 2
+        _assert_cpus_return(2)
     finally:
         ray.shutdown()
 
@@ -373,9 +379,6 @@ def test_parked_worker_groups_are_kept_for_the_next_trial_and_released_otherwise
         assert placement_group_table()[e.pg_hex]["state"] == "CREATED"  # left to its trial process
         sweeper.on_experiment_end([])
         assert released(e)
-        deadline = time.monotonic() + 10  # the raylet returns the CPU asynchronously
-        while ray.available_resources().get("CPU") != 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert ray.available_resources().get("CPU") == 2
+        _assert_cpus_return(2)
     finally:
         ray.shutdown()
