@@ -87,6 +87,7 @@ class _LocalRay(tune.Callback):
 
     actor_classes: set | None = None
     raylet_args: str | None = None
+    process_types: set | None = None
 
     def on_experiment_end(self, trials, **info):
         from ray._private import ray_constants
@@ -96,6 +97,7 @@ class _LocalRay(tune.Callback):
         self.actor_classes = {a["ActorClassName"] for a in actors().values()}
         (raylet,) = _global_node.all_processes[ray_constants.PROCESS_TYPE_RAYLET]
         self.raylet_args = " ".join(raylet.process.args)
+        self.process_types = {kind for kind, procs in _global_node.all_processes.items() if procs}
 
 
 def test_sweep_statuses_metrics_and_artifacts(tmp_path):
@@ -111,6 +113,8 @@ def test_sweep_statuses_metrics_and_artifacts(tmp_path):
     # a local lean Ray: workers start through tailsweep's launcher, no autoscaler coordinator is started
     assert "tailsweep/orchestrator/_setup_worker.py" in local.raylet_args
     assert "RayTrainWorker" in local.actor_classes
+    # not verbose: nothing prints worker output, so no log monitor tails it (orchestrator/_sweep.py)
+    assert "raylet" in local.process_types and "log_monitor" not in local.process_types, local.process_types
     assert not any("AutoscalingCoordinator" in c for c in local.actor_classes), local.actor_classes
     # lean path: every result names its trial's placement group; a finished or ASHA-stopped trial's
     # group is removed (by its own process, no PlacementGroupCleaner actor) before the sweep ends
@@ -167,8 +171,8 @@ def test_two_workers_per_trial_on_two_cpus(tmp_path):
     table = make_features_table(tmp_path / "t", n=(120, 40, 40))
     spec = _spec(tmp_path, table, "schemes=[effective_number]", "seeds=[0, 1]", "train.epochs=2",
                  "resources.workers_per_trial=2", "resources.cpus_per_worker=1")
-    procs = _WorkerProcesses()
-    result = run_sweep(spec, callbacks=[procs])
+    procs, sync = _WorkerProcesses(), _SyncActors()
+    result = run_sweep(spec, callbacks=[procs, sync])
     client, parents, children = _runs(spec, result)
     assert len(children) == 2 and {r.info.status for r in children} == {"FINISHED"}
     for run in children:
@@ -176,6 +180,9 @@ def test_two_workers_per_trial_on_two_cpus(tmp_path):
         assert steps == [1, 2]
     assert all(r["status"] == "DONE" and r["test/macro_f1"] is not None for r in result.rows)
     assert len(procs.seen["effective_number"]) == 4 and len(set(procs.seen["effective_number"])) == 1, procs.seen
+    # two workers need Train's real barrier: one synchronisation actor, kept for the second trial
+    # (orchestrator/_inline.py: SyncActorReuse)
+    assert sync.created == 1
 
 
 def test_launch_ui_serves_the_sweep(tmp_path):
@@ -246,9 +253,9 @@ def test_worker_restart_logs_every_epoch_exactly_once(tmp_path, checkpoint_every
         for key in ("val/macro_ap", "train/loss", "time/train_s"):
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], (key, run.info.run_name)
     assert all(r["status"] == "DONE" and r["test/macro_f1"] is not None for r in result.rows)
-    # three worker groups (the failed one, its restart, the next trial) in one reused trial process
-    # shared one synchronisation actor (orchestrator/_inline.py: SyncActorReuse)
-    assert sync.created == 1
+    # three one-worker groups (the failed one, its restart, the next trial): no synchronisation actor
+    # at all (orchestrator/_inline.py: SoloBarrier answers the reports' barrier in the worker)
+    assert sync.created == 0
     # Train worker processes: the failed trial's first, its restart -- kept for the next trial
     # (orchestrator/_inline.py: WorkerReuse), which trains on it without a process start of its own
     restarted = procs.seen["inverse_frequency"][-1]
