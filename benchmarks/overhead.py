@@ -84,8 +84,13 @@ class Timeline(tune.Callback):
                          "tail": d["end"] - d["last_result"], "total": d["end"] - d["start"],
                          "rate": statistics.mean(rates) if rates else float("nan")})
         # the sweep's first trial starts on a fresh Train worker; later ones (FIFO) on kept ones
+        # steady state: seconds per trial from the k-th trial's end to the last one's, k = the most trials
+        # that ran at once (the first k started together, on fresh processes: the sweep's start-up left out)
+        ends = sorted(d["end"] for d in self.t.values())
+        k = max(sum(d["start"] <= e["start"] < d["end"] for d in self.t.values()) for e in self.t.values())
         return ({k: statistics.median(r[k] for r in rows) for k in rows[0]}
-                | {"first_step_first_trial": rows[0]["first_step"], "n": len(rows), "fit_wall": self.fit[1] - self.fit[0], "cpu_per_trial": self.cpu / len(rows)})
+                | {"first_step_first_trial": rows[0]["first_step"], "n": len(rows), "fit_wall": self.fit[1] - self.fit[0], "cpu_per_trial": self.cpu / len(rows),
+                   "steady_per_trial": (ends[-1] - ends[k - 1]) / (len(ends) - k) if len(ends) > k else math.nan})
 
 
 def _busy_cpu_s() -> float:
@@ -183,6 +188,8 @@ def one_two(tmp: Path, name: str, table: LabelTable, overrides: list[str]) -> di
             "wall_one": statistics.mean(s["fit_wall"] for s in one),
             "wall_two": statistics.mean(s["fit_wall"] for s in two),
             "cmd_one": statistics.mean(s["cmd"] for s in one), "cmd_two": statistics.mean(s["cmd"] for s in two),
+            "steady_one": statistics.mean(s["steady_per_trial"] for s in one),
+            "steady_two": statistics.mean(s["steady_per_trial"] for s in two),
             # each half on its own: (first one, first two) and (second two, second one)
             "halves": [one[0]["fit_wall"] / two[0]["fit_wall"], one[1]["fit_wall"] / two[1]["fit_wall"]]}
 
@@ -190,7 +197,7 @@ def one_two(tmp: Path, name: str, table: LabelTable, overrides: list[str]) -> di
 def main() -> None:
     ap = argparse.ArgumentParser(description="tailsweep trial-overhead benchmark")
     ap.add_argument("--trials", type=int, default=3, help="tiny trials per configuration")
-    ap.add_argument("--heavy-trials", type=int, default=8, help="compute-bound trials per concurrency setting")
+    ap.add_argument("--heavy-trials", type=int, default=16, help="compute-bound trials per concurrency setting")
     ap.add_argument("--long-epochs", type=int, default=12,
                     help="epochs of the longer compute-bound trials (the concurrency speed-up as trials grow)")
     ap.add_argument("--long-trials", type=int, default=4, help="longer compute-bound trials per concurrency setting")
@@ -290,6 +297,12 @@ def write_report(res: dict, args, out: Path) -> None:
         f"| one at a time | {h['wall_one']:.0f} s | {3600 * args.heavy_trials / h['wall_one']:.0f} | {h['cmd_one']:.0f} s |",
         f"| two at a time | {h['wall_two']:.0f} s | {3600 * args.heavy_trials / h['wall_two']:.0f} | {h['cmd_two']:.0f} s |",
         f"| **speed-up** (target >= 1.7x) | | **{speedup:.2f}x** | {h['cmd_one'] / h['cmd_two']:.2f}x |",
+        "",
+        "Trials per hour after the sweep's start (from the end of the first trial -- of the first two, two at a "
+        "time -- to the last one's: the sweep's one-time start of its trial processes and Train workers, one set "
+        "per concurrent trial, left out, as it is in a long sweep): one at a time "
+        f"{3600 / h['steady_one']:.0f}, two at a time {3600 / h['steady_two']:.0f}, "
+        f"**{h['steady_one'] / h['steady_two']:.2f}x**.",
         "",
         "Each side ran twice, in the order one, two, two, one (walls above are the means), so that a drift of "
         f"the machine's speed during the run weighs on both; the two halves alone: {_halves(h)}.",
