@@ -83,14 +83,15 @@ class Timeline(tune.Callback):
                          "first_step": d["first_step"] - d["start"], "first_result": d["first_result"] - d["start"],
                          "tail": d["end"] - d["last_result"], "total": d["end"] - d["start"],
                          "rate": statistics.mean(rates) if rates else float("nan")})
-        # the sweep's first trial starts on a fresh Train worker; later ones (FIFO) on kept ones
-        # steady state: seconds per trial from the k-th trial's end to the last one's, k = the most trials
-        # that ran at once (the first k started together, on fresh processes: the sweep's start-up left out)
+        # steady state: seconds per trial from the end of the slots-th trial to the last one's, slots = the
+        # most trials that ran at once (the first ones started together, on fresh processes: start-up left out)
         ends = sorted(d["end"] for d in self.t.values())
-        k = max(sum(d["start"] <= e["start"] < d["end"] for d in self.t.values()) for e in self.t.values())
+        slots = max(sum(d["start"] <= e["start"] < d["end"] for d in self.t.values()) for e in self.t.values())
+        steady = (ends[-1] - ends[slots - 1]) / (len(ends) - slots) if len(ends) > slots else math.nan
+        # the sweep's first trial starts on a fresh Train worker; later ones (FIFO) on kept ones
         return ({k: statistics.median(r[k] for r in rows) for k in rows[0]}
                 | {"first_step_first_trial": rows[0]["first_step"], "n": len(rows), "fit_wall": self.fit[1] - self.fit[0], "cpu_per_trial": self.cpu / len(rows),
-                   "steady_per_trial": (ends[-1] - ends[k - 1]) / (len(ends) - k) if len(ends) > k else math.nan})
+                   "steady_per_trial": steady})
 
 
 def _busy_cpu_s() -> float:
