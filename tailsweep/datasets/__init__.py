@@ -14,7 +14,7 @@ from ._format import (
 )
 from ._images import import_images, read_taxonomy, split_groups
 from ._longtail import exponential_profile, longtail_rows, make_longtail
-from ._sampling import lpros_indices, row_leaves
+from ._sampling import lpros_copies
 from ._stats import BUCKETS, LabelStats, bucket_of, label_stats
 from ._synth import synth_garments
 from ._validate import Problem, TableValidationError, check_table, validate_table
@@ -34,12 +34,11 @@ __all__ = [
     "check_table",
     "import_images",
     "label_stats",
-    "lpros_indices",
+    "lpros_copies",
     "longtail_rows",
     "make_longtail",
     "exponential_profile",
     "read_taxonomy",
-    "row_leaves",
     "split_groups",
     "synth_garments",
     "validate_table",

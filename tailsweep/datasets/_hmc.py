@@ -8,9 +8,14 @@ attribute is ``class hierarchical <tokens>``. Tree hierarchies (FunCat ``*_FUN``
 mostly the most specific ones (the table closes them upward). Generic ARFF readers reject the
 ``hierarchical`` type, so this is a small hand parser. Nominal features are one-hot encoded.
 
-Preprocessing ``chmcnn`` (the default, C-HMCNN's protocol): mean-impute then standardise, both fitted
-on train + val. ``impute``: mean-impute fitted on train only, no scaling. The choice is recorded in the
-manifest.
+Preprocessing (recorded in the manifest):
+
+* ``chmcnn`` (the default, C-HMCNN's own code): each split's missing values are filled with *that split's*
+  column means, then every split is standardised with a scaler fitted on the filled train + val rows (on the
+  one training file for the ``others`` sets, which have no validation file);
+* ``trainval``: the leak-free variant -- the imputer's means and the scaler both fitted on train + val and
+  applied to every split (the test split's own statistics are never used; tailsweep's default before);
+* ``impute``: mean-impute fitted on train only, no scaling.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from ._format import LabelTable, Manifest, TableError, write_table
 
 SPLIT_FILES = {"train": "train", "val": "valid", "test": "test"}
 PUBLIC_URL = "https://raw.githubusercontent.com/EGiunchiglia/C-HMCNN/master/HMC_data/{group}/{name}/{name}.{split}.arff"
-PREPROCESS = ("chmcnn", "impute")
+PREPROCESS = ("chmcnn", "trainval", "impute")
 _ATTR = re.compile(r"^@attribute\s+('(?:[^']|\\')*'|\"[^\"]*\"|\S+)\s+(.+?)\s*$", re.IGNORECASE)
 
 
@@ -129,7 +134,75 @@ def _features(arff: Arff) -> np.ndarray:
     return np.concatenate(cols, axis=1) if cols else np.zeros((len(arff.rows), 0))
 
 
+def _fill(f: np.ndarray, mean: np.ndarray) -> None:
+    mean = np.where(np.isnan(mean), 0.0, mean)  # a column missing everywhere -> 0
+    f[np.isnan(f)] = np.take(mean, np.nonzero(np.isnan(f))[1])
+
+
+def preprocess_features(feats: dict[str, np.ndarray], preprocess: str) -> None:
+    """Impute (and standardise) the splits' feature matrices in place, as ``preprocess`` says (module doc)."""
+    fit_splits = [s for s in ("train", "val") if s in feats]
+    with np.errstate(all="ignore"):
+        if preprocess == "chmcnn":
+            for f in feats.values():
+                _fill(f, np.nanmean(f, axis=0))
+        else:
+            fit = np.concatenate([feats[s] for s in (fit_splits if preprocess == "trainval" else ["train"])])
+            mean = np.nanmean(fit, axis=0)
+            for f in feats.values():
+                _fill(f, mean)
+    if preprocess in ("chmcnn", "trainval"):
+        filled = np.concatenate([feats[s] for s in fit_splits])
+        mu, sd = filled.mean(axis=0), filled.std(axis=0)
+        sd = np.where(sd == 0, 1.0, sd)  # as sklearn's StandardScaler
+        for split in feats:
+            feats[split] = (feats[split] - mu) / sd
+
+
+# The ``others`` sets (METHODS.md section 4): C-HMCNN's ``HMC_data/others/`` holds, side by side, a train or
+# trainvalid file and a test file per set, with capitalised names and no validation file.
+OTHERS = {"diatoms_others": "Diatoms", "enron_others": "Enron_corr", "imclef07a_others": "ImCLEF07A",
+          "imclef07d_others": "ImCLEF07D"}
+OTHERS_URL = "https://raw.githubusercontent.com/EGiunchiglia/C-HMCNN/master/HMC_data/others/{file}"
+OTHERS_FILES = {"diatoms_others": ("Diatoms_train.arff", "Diatoms_test.arff"),
+                "enron_others": ("Enron_corr_trainvalid.arff", "Enron_corr_test.arff"),
+                "imclef07a_others": ("ImCLEF07A_Train.arff", "ImCLEF07A_Test.arff"),
+                "imclef07d_others": ("ImCLEF07D_Train.arff", "ImCLEF07D_Test.arff")}
+VAL_FROM_TRAIN = 0.1  # share of an ``others`` training file carved out as the validation split
+
+
+def _find_others(name: str, data_dir: Path) -> dict[str, Path]:
+    prefix = OTHERS[name].lower()
+    folders = [d for d in (data_dir / name, data_dir / "others", data_dir) if d.is_dir()]
+    found: dict[str, Path] = {}
+    for folder in folders:
+        for f in sorted(folder.iterdir()):
+            low = f.name.lower()
+            for ext in (".arff.gz", ".arff"):
+                if not low.endswith(ext) or not low.startswith(prefix + "_"):
+                    continue
+                part = low[len(prefix) + 1:-len(ext)]
+                split = {"train": "train", "trainvalid": "train", "test": "test"}.get(part)
+                if split and split not in found:
+                    found[split] = f
+        if found:
+            break
+    where = ", ".join(str(d) for d in folders) or str(data_dir)
+    train_name, test_name = OTHERS_FILES[name]
+    missing = [label for split, label in (("train", f"{train_name} (or {OTHERS[name]}_trainvalid.arff)"),
+                                          ("test", test_name)) if split not in found]
+    if missing:
+        raise TableError(f"dataset '{name}': missing {' and '.join(missing)} (.arff or .arff.gz) in {where}; an "
+                         f"'others' set needs its train (or trainvalid) file and its test file side by side "
+                         f"(C-HMCNN's HMC_data/others layout; --download fetches them where the network allows)")
+    return found
+
+
 def find_files(name: str, data_dir: Path) -> dict[str, Path]:
+    """The ARFF file of each split: ``train``/``val``/``test`` for the FUN and GO sets, ``train``/``test`` for
+    the ``others`` sets (their layout: see OTHERS)."""
+    if name in OTHERS:
+        return _find_others(name, data_dir)
     folder = data_dir / name
     files = {}
     missing = []
@@ -147,13 +220,17 @@ def find_files(name: str, data_dir: Path) -> dict[str, Path]:
 
 
 def download_hmc(name: str, dest: Path) -> Path:
-    """Fetch the three ARFF files of ``name`` from C-HMCNN's public repository into ``dest/name``."""
-    group = "datasets_GO" if name.endswith("_GO") else "datasets_FUN" if name.endswith("_FUN") else "datasets_others"
+    """Fetch the ARFF files of ``name`` from C-HMCNN's public repository into ``dest/name``."""
     folder = dest / name
     folder.mkdir(parents=True, exist_ok=True)
-    for suffix in SPLIT_FILES.values():
-        url = PUBLIC_URL.format(group=group, name=name, split=suffix)
-        target = folder / f"{name}.{suffix}.arff"
+    if name in OTHERS:
+        targets = {f: OTHERS_URL.format(file=f) for f in OTHERS_FILES[name]}
+    else:
+        group = "datasets_GO" if name.endswith("_GO") else "datasets_FUN"
+        targets = {f"{name}.{suffix}.arff": PUBLIC_URL.format(group=group, name=name, split=suffix)
+                   for suffix in SPLIT_FILES.values()}
+    for file, url in targets.items():
+        target = folder / file
         if not target.exists():
             with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 (fixed https URL)
                 target.write_bytes(r.read())
@@ -166,26 +243,24 @@ def import_hmc(name: str, out: str | Path, data_dir: str | Path, preprocess: str
         raise TableError(f"preprocess {preprocess!r} unknown; use one of {', '.join(PREPROCESS)}")
     files = find_files(name, Path(data_dir))
     parsed = {split: parse_arff(_read_text(p), str(p)) for split, p in files.items()}
+    val_from_train = None
     kind, parents, dropped = hierarchy_nodes(parsed["train"].hierarchy)
     feats = {split: _features(a) for split, a in parsed.items()}
     dims = {split: f.shape[1] for split, f in feats.items()}
     if len(set(dims.values())) != 1:
         raise TableError(f"dataset '{name}': splits have different feature dimensions {dims}")
-    if preprocess == "chmcnn":
-        fit = np.concatenate([feats["train"], feats["val"]])
-    else:
-        fit = feats["train"]
-    with np.errstate(all="ignore"):
-        mean = np.nanmean(fit, axis=0)
-    mean = np.where(np.isnan(mean), 0.0, mean)
-    for f in feats.values():
-        f[np.isnan(f)] = np.take(mean, np.nonzero(np.isnan(f))[1])
-    if preprocess == "chmcnn":
-        filled = np.concatenate([feats["train"], feats["val"]])
-        mu, sd = filled.mean(axis=0), filled.std(axis=0)
-        sd = np.where(sd == 0, 1.0, sd)  # as sklearn's StandardScaler
-        for split in feats:
-            feats[split] = (feats[split] - mu) / sd
+    preprocess_features(feats, preprocess)  # an 'others' set: fitted on its one training file
+    if "val" not in parsed:  # no validation file: carve one from the training file, seeded, and say so
+        val_from_train = VAL_FROM_TRAIN
+        n = len(parsed["train"].rows)
+        val_rows = np.sort(np.random.default_rng(0).permutation(n)[: max(1, round(n * val_from_train))])
+        keep = np.setdiff1d(np.arange(n), val_rows)
+        a = parsed["train"]
+        parsed["val"] = Arff(a.names, a.kinds, a.hierarchy, [a.rows[i] for i in val_rows],
+                             [a.labels[i] for i in val_rows])
+        parsed["train"] = Arff(a.names, a.kinds, a.hierarchy, [a.rows[i] for i in keep], [a.labels[i] for i in keep])
+        feats["val"], feats["train"] = feats["train"][val_rows], feats["train"][keep]
+        parsed = {s: parsed[s] for s in ("train", "val", "test")}
     known = set(parents)
     tables = {}
     for split, a in parsed.items():
@@ -201,6 +276,7 @@ def import_hmc(name: str, out: str | Path, data_dir: str | Path, preprocess: str
         name=name, input="features", source=f"C-HMCNN HMC_data ({name}; Vens et al. 2008)",
         licence="GPL-3.0 (C-HMCNN repository); cite the original data authors",
         extra={"hierarchy": kind, "preprocess": preprocess, "features": int(dims["train"]),
+               "layout": "others" if name in OTHERS else "train/valid/test", "val_from_train": val_from_train,
                "dropped_roots": sorted(dropped), "files": {s: p.name for s, p in files.items()}},
     )
     return write_table(out, manifest, label_rows, tables)

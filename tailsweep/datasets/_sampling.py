@@ -1,58 +1,83 @@
-"""Data-side baselines: label-path random oversampling (the second seed's "LPROS", METHODS.md section 2).
+"""Data-side baselines: label-path random oversampling (the second seed's "LPROS", METHODS.md section 2),
+as the authors' code does it.
 
-A row's *label paths* end at its leaves: the positive nodes none of whose children is positive in that
-row. Per path (identified by its end node j): count_j = rows with a path ending at j, and its imbalance
-ratio IRLbP_j = max_k count_k / count_j. Paths whose ratio is above the mean ratio are the minority.
-Random rows of minority paths are duplicated, deepest paths first and one row per path per round
-(so every minority path gains before any gains twice), until a path stops being minority or the budget
-of ``budget * N`` new rows is spent. Counts are updated as rows are added (a cloned row raises every
-path it carries); the mean ratio stays the one measured before sampling, as in ML-ROS (Charte et al.).
+* A node's count is the number of *annotations* in its subtree: each training row's listed labels (the
+  labels column as written, before closing upward) count once per label, then are summed up the tree
+  (for a DAG, a descendant counts once however many paths lead to it).
+* IRLbP_j = maxCount / count_j over nodes with a non-zero count; nodes above the mean ratio are minority.
+* Budget: S x the total annotation count. A minority node grows by at most maxIncrease =
+  ceil(budget / #minority) and never past meanSize = ceil(total / #nodes).
+* The hierarchy is walked from its deepest level up; each minority node at that level gets
+  min(maxIncrease, meanSize - count_j) copies of random training rows that carry it (listed, or else
+  through a listed descendant), **each copy labelled with that node alone** (closed upward). Counts are
+  updated, and the minority set is recomputed against the *original* mean ratio before the next level.
+* Only the training split is read or copied: validation rows are never duplicated, even when a sweep
+  trains on train + val (C-HMCNN's protocol).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
-def row_leaves(targets: np.ndarray, parents: list[list[int]]) -> np.ndarray:
-    """Boolean (N, C): node j is positive in row i and none of j's children is."""
-    from scipy import sparse  # here, not at module level: every Train worker imports this module
+def lpros_copies(annotations: np.ndarray, closure, depths, budget: float = 0.1,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The copies LPROS adds: (row index of each copy in ``annotations``, the node it is labelled with).
 
-    y = np.asarray(targets) > 0
-    num = y.shape[1]
-    child = [c for c, ps in enumerate(parents) for _ in ps]
-    parent = [p for ps in parents for p in ps]
-    edges = sparse.csr_matrix((np.ones(len(child)), (parent, child)), shape=(num, num))  # E[p, c] = 1
-    has_positive_child = np.asarray((sparse.csr_matrix(y.astype(np.float64)) @ edges.T).todense()) > 0
-    return y & ~has_positive_child
+    Args:
+        annotations: (N, C) listed labels of the training rows (not closed upward), 0/1.
+        closure: sparse (C, C) matrix, closure[j, k] = 1 iff k is j or an ancestor of j
+            (``datasets.ancestor_closure_matrix``); a copy labelled j gets closure row j as its targets.
+        depths: depth of each node (1 = top level).
+        budget: S, the share of the total annotation count that may be added.
+    """
+    from scipy import sparse
 
+    a = sparse.csr_matrix(np.asarray(annotations) > 0, dtype=np.float64)
+    closure = sparse.csr_matrix(closure, dtype=np.float64)
+    num = a.shape[1]
+    carries = (a @ closure) > 0  # row i carries node k (listed, or through a listed descendant)
+    carries = sparse.csc_matrix(carries)
+    counts = np.asarray(closure.T @ np.asarray(a.sum(axis=0)).ravel()).ravel()  # annotations in each subtree
+    total = float(a.sum())
+    present = counts > 0
+    empty = np.zeros(0, np.int64)
+    if total == 0 or present.sum() < 2:
+        return empty, empty
+    mean_ratio = float(np.mean(counts[present].max() / counts[present]))
 
-def lpros_indices(targets: np.ndarray, parents: list[list[int]], depths, budget: float = 0.1,
-                  seed: int = 0) -> np.ndarray:
-    """Indices of training rows to append (duplicates), at most ``floor(budget * N)`` of them."""
-    leaves = row_leaves(targets, parents)
-    n = leaves.shape[0]
-    counts = leaves.sum(0).astype(np.int64)
-    present = np.flatnonzero(counts)
-    if n == 0 or len(present) < 2:
-        return np.zeros(0, np.int64)
-    ratio = counts[present].max() / counts[present]
-    mean_ratio = ratio.mean()
+    def minority() -> np.ndarray:
+        ratio = np.where(present, counts.max() / np.maximum(counts, 1e-12), 0.0)
+        return present & (ratio > mean_ratio)
+
+    left = int(budget * total)
+    n_minority = int(minority().sum())
+    if left <= 0 or n_minority == 0:
+        return empty, empty
+    max_increase = math.ceil(left / n_minority)
+    mean_size = math.ceil(total / num)
     depths = np.asarray(depths)
-    minority = [int(j) for j in present[ratio > mean_ratio]]
-    minority.sort(key=lambda j: (-depths[j], counts[j], j))  # deepest first, then rarest
-    rows_of = {j: np.flatnonzero(leaves[:, j]) for j in minority}
     rng = np.random.default_rng(seed)
-    left = int(budget * n)
-    added: list[int] = []
-    while left > 0 and minority:
-        for j in list(minority):
-            if left == 0:
+    rows_out: list[np.ndarray] = []
+    nodes_out: list[np.ndarray] = []
+    for level in sorted(set(depths.tolist()), reverse=True):
+        if left <= 0:
+            break
+        for j in np.flatnonzero(minority() & (depths == level)):
+            want = min(max_increase, mean_size - int(counts[j]), left)
+            pool = carries[:, j].nonzero()[0]
+            if want <= 0 or len(pool) == 0:
+                continue
+            picked = rng.choice(pool, size=want, replace=True)
+            rows_out.append(picked.astype(np.int64))
+            nodes_out.append(np.full(want, j, np.int64))
+            # each copy is one annotation of j: j and every ancestor gain it
+            counts += want * closure[j].toarray().ravel()
+            left -= want
+            if left <= 0:
                 break
-            row = int(rng.choice(rows_of[j]))
-            added.append(row)
-            counts += leaves[row]
-            left -= 1
-        top = counts.max()
-        minority = [j for j in minority if top / counts[j] > mean_ratio]
-    return np.asarray(added, dtype=np.int64)
+    if not rows_out:
+        return empty, empty
+    return np.concatenate(rows_out), np.concatenate(nodes_out)

@@ -4,9 +4,10 @@ uncertainty-driven focal term (METHODS.md section 2), plus its weight schedules 
 Shapes: an ensemble's logits are (M, B, C) -- M heads on the same batch. Uncertainty is computed from the
 heads' *unconstrained* sigmoids (before MCM), detached: it scales the loss, it is not trained through.
 
-    loss = mean over (m, i, j) of  w_j^(y) * (f_min + u_ij^k) * BCE(h^m_ij, y_ij)
+    loss = sum over (m, i, j) of  w_j^(y) * (f_min + u_ij^k) * BCE(h^m_ij, y_ij)
 
-with h^m the mcloss output of head m, w^(y) the node-imbalance weight on positives (1 on negatives).
+with h^m the mcloss output of head m, w^(0) = w' the node-imbalance weight on negatives and w^(1) = 1
+(the authors' code; ``weight_targets`` and ``reduction`` name the other readings).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from ._hierarchy import Hierarchy, MCLoss, node_imbalance_weights
 UNCERTAINTIES = ("margin", "entropy", "aleatoric", "epistemic", "gated_margin")
 NEEDS_DISAGREEMENT = ("epistemic", "gated_margin")
 SCHEDULES = ("none", "linear", "exponential", "alternate")
+WEIGHT_TARGETS = ("negatives", "positives")
+REDUCTIONS = ("sum", "mean")
 _EPS = 1e-7
 
 
@@ -58,23 +61,25 @@ def uncertainty(p: torch.Tensor, mode: str) -> torch.Tensor:
     return 1 - gate * margin
 
 
-def schedule_fraction(schedule: str, step: int, steps: int) -> float:
-    """How far (0 -> 1) the node weights have moved toward the uniform floor at minibatch ``step`` of ``steps``.
+def schedule_fraction(schedule: str, step: int, steps: int, power: float = 3.0) -> float:
+    """How far (0 -> 1) the target weights have moved toward the uniform omega at minibatch ``step`` of ``steps``.
 
-    linear: i/(S-1); exponential: i^3/(S-1)^3; alternate: switches every batch; none: 0.
+    linear: i/(S-1); exponential: i^power/(S-1)^power (power 3 by default); alternate: 0 on even
+    batches, 1 (omega everywhere) on odd ones; none: 0.
     """
     if schedule == "none" or steps <= 1:
         return 0.0
     if schedule == "linear":
         return step / (steps - 1)
     if schedule == "exponential":
-        return (step / (steps - 1)) ** 3
+        return (step / (steps - 1)) ** power
     if schedule == "alternate":
         return float(step % 2)
     raise ValueError(f"unknown schedule '{schedule}'; choose one of {', '.join(SCHEDULES)}")
 
 
-def check_node_params(omega=0.25, schedule="none", mix=1.0, heads=None, uncertainty=None, f_min=None, k=None) -> list[str]:
+def check_node_params(omega=0.25, schedule="none", mix=1.0, weight_targets="negatives", schedule_power=3.0,
+                      heads=None, uncertainty=None, f_min=None, k=None, reduction="sum") -> list[str]:
     """Every problem with a node_imbalance[_focal] parameter set (empty: fine). Used by the spec check
     (before a sweep starts) and by the loss constructors, so both say the same thing."""
     problems = []
@@ -84,6 +89,10 @@ def check_node_params(omega=0.25, schedule="none", mix=1.0, heads=None, uncertai
         problems.append(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     if mix is None or not 0 <= mix <= 1:
         problems.append(f"mix (lambda of the mixed loss) must be in [0, 1], got {mix}")
+    if weight_targets not in WEIGHT_TARGETS:
+        problems.append(f"weight_targets must be one of {', '.join(WEIGHT_TARGETS)}, got {weight_targets!r}")
+    if schedule_power is None or not schedule_power > 0:
+        problems.append(f"schedule_power (exponent of the exponential schedule) must be > 0, got {schedule_power}")
     if heads is not None:
         if float(heads) != int(heads) or heads < 1:
             problems.append(f"heads must be a whole number >= 1, got {heads}")
@@ -96,72 +105,110 @@ def check_node_params(omega=0.25, schedule="none", mix=1.0, heads=None, uncertai
             problems.append(f"f_min must be >= 0, got {f_min}")
         if k is not None and k < 0:
             problems.append(f"k must be >= 0, got {k}")
+        if reduction not in REDUCTIONS:
+            problems.append(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
     return problems
 
 
 class NodeImbalanceLoss(MCLoss):
-    """mcloss with the second seed's node-wise imbalance weights on positive targets.
+    """mcloss with the second seed's node-wise imbalance weights w' (METHODS.md section 2).
 
-    ``schedule`` moves the weights from w' toward the uniform floor omega over each epoch's minibatches
-    (the worker calls :meth:`set_progress`); ``mix`` = lambda blends lambda * weighted + (1 - lambda) *
-    unweighted mcloss. Both default to off; the seed reports they did not recover precision.
+    ``weight_targets="negatives"`` (the default, the authors' code): w'_j multiplies the BCE of node j's
+    negative targets and positives get 1 -- the code keeps [w', 1] per node and indexes it with the label.
+    Most nodes have w' < 1, so their negatives cost less and recall rises. ``"positives"`` is the other
+    reading (w' on positives, 1 on negatives; what tailsweep did before), which lowers recall.
+
+    ``schedule`` moves *both* target weights (w' and 1) toward the uniform omega over each epoch's
+    minibatches (the worker calls :meth:`set_progress`), so the epoch's last batch weighs omega everywhere;
+    ``schedule_power`` is the exponential schedule's exponent. ``mix`` = lambda blends lambda * weighted +
+    (1 - lambda) * unweighted mcloss. Both default to off; the seed reports they did not recover precision.
+    Mean over batch and nodes (the authors' weight-only script takes the mean).
     """
 
-    def __init__(self, hierarchy: Hierarchy, pos_weight: torch.Tensor, omega: float = 0.25, schedule: str = "none",
-                 mix: float = 1.0):
-        super().__init__(hierarchy, pos_weight)
+    reduction = "mean"
+
+    def __init__(self, hierarchy: Hierarchy, node_weight: torch.Tensor, omega: float = 0.25, schedule: str = "none",
+                 mix: float = 1.0, weight_targets: str = "negatives", schedule_power: float = 3.0):
+        w = torch.as_tensor(node_weight, dtype=torch.float32)
+        ones = torch.ones_like(w)
+        if weight_targets not in WEIGHT_TARGETS:
+            raise ValueError(f"weight_targets must be one of {', '.join(WEIGHT_TARGETS)}, got {weight_targets!r}")
+        pos, neg = (w, ones) if weight_targets == "positives" else (ones, w)
+        super().__init__(hierarchy, pos, neg)
+        self.register_buffer("node_weight", w)
         self.omega, self.schedule, self.mix = float(omega), schedule, float(mix)
+        self.weight_targets, self.schedule_power = weight_targets, float(schedule_power)
         self.fraction = 0.0
 
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, omega: float = 0.25, schedule: str = "none",
-                         mix: float = 1.0) -> NodeImbalanceLoss:
-        if problems := check_node_params(omega, schedule, mix):
+    def from_label_stats(cls, stats: LabelStats, omega: float = 0.25, schedule: str = "none", mix: float = 1.0,
+                         weight_targets: str = "negatives", schedule_power: float = 3.0) -> NodeImbalanceLoss:
+        if problems := check_node_params(omega, schedule, mix, weight_targets, schedule_power):
             raise ValueError("node_imbalance: " + "; ".join(problems))
         w = torch.as_tensor(node_imbalance_weights(stats, omega), dtype=torch.float32)
-        return cls(Hierarchy.from_label_stats(stats), w, omega, schedule, mix)
+        return cls(Hierarchy.from_label_stats(stats), w, omega, schedule, mix, weight_targets, schedule_power)
 
     def set_progress(self, step: int, steps: int) -> None:
         """Minibatch ``step`` (0-based) of ``steps`` in the current epoch (drives the schedule)."""
-        self.fraction = schedule_fraction(self.schedule, step, steps)
+        self.fraction = schedule_fraction(self.schedule, step, steps, self.schedule_power)
 
-    def positive_weight(self) -> torch.Tensor:
+    def target_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.fraction == 0.0:
-            return self.pos_weight
-        return self.pos_weight + (self.omega - self.pos_weight) * self.fraction
+            return self.pos_weight, self.neg_weight
+        f = self.fraction
+        return self.pos_weight + (self.omega - self.pos_weight) * f, self.neg_weight + (self.omega - self.neg_weight) * f
+
+    def _reduce(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum() if self.reduction == "sum" else x.mean()
 
     def _mixed(self, bce: torch.Tensor, y: torch.Tensor, factor: torch.Tensor | float = 1.0) -> torch.Tensor:
-        weighted = (bce * (y * self.positive_weight() + (1 - y)) * factor).mean()
+        weighted = self._reduce(bce * self.element_weight(y) * factor)
         if self.mix >= 1.0:
             return weighted
-        return self.mix * weighted + (1 - self.mix) * bce.mean()
+        return self.mix * weighted + (1 - self.mix) * self._reduce(bce)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(logits.float())
         y = targets.to(p.dtype)
         return self._mixed(self.elementwise_bce(p, y), y)
 
+    def weight_table(self) -> dict:
+        return {"weight_targets": self.weight_targets, "node_weight": self.node_weight.tolist(),
+                **super().weight_table()}
+
 
 class NodeImbalanceFocalLoss(NodeImbalanceLoss):
     """node_imbalance on an ensemble of M heads with an uncertainty-driven focal factor (f_min + u^k).
 
     Logits (M, B, C) in. ``k=None`` is resolved by the worker (2 for feature tables, 1 for images).
+
+    ``reduction="sum"`` (the default) sums over heads, batch and nodes, as the authors' focal script does.
+    Under Adam a constant scale of the loss does not change the step, but the coupled weight decay
+    (``Adam(weight_decay=...)`` adds wd * theta to the gradient) is then M B C' times weaker relative to the
+    loss than under a mean: summing reproduces the authors' effective regularisation with their
+    weight_decay = 1e-5 (METHODS.md section 2; ``tests/losses/test_ensemble.py`` shows one Adam step of the sum
+    with wd equal to one of the mean with wd / (M B C')). ``"mean"`` is the other reading (tailsweep's before):
+    with the same weight decay it is heavily over-regularised.
     """
 
-    def __init__(self, hierarchy: Hierarchy, pos_weight: torch.Tensor, heads: int = 2, uncertainty: str = "margin",
-                 f_min: float = 0.25, k: float = 2.0, omega: float = 0.25, schedule: str = "none", mix: float = 1.0):
-        super().__init__(hierarchy, pos_weight, omega, schedule, mix)
+    def __init__(self, hierarchy: Hierarchy, node_weight: torch.Tensor, heads: int = 2, uncertainty: str = "margin",
+                 f_min: float = 0.25, k: float = 2.0, omega: float = 0.25, schedule: str = "none", mix: float = 1.0,
+                 weight_targets: str = "negatives", schedule_power: float = 3.0, reduction: str = "sum"):
+        super().__init__(hierarchy, node_weight, omega, schedule, mix, weight_targets, schedule_power)
         self.heads, self.mode, self.f_min, self.k = int(heads), uncertainty, float(f_min), float(k)
+        self.reduction = reduction
 
     @classmethod
     def from_label_stats(cls, stats: LabelStats, heads: int = 2, uncertainty: str = "margin", f_min: float = 0.25,
-                         k: float | None = 2.0, omega: float = 0.25, schedule: str = "none",
-                         mix: float = 1.0) -> NodeImbalanceFocalLoss:
-        if problems := check_node_params(omega, schedule, mix, heads, uncertainty, f_min, k):
+                         k: float | None = 2.0, omega: float = 0.25, schedule: str = "none", mix: float = 1.0,
+                         weight_targets: str = "negatives", schedule_power: float = 3.0,
+                         reduction: str = "sum") -> NodeImbalanceFocalLoss:
+        if problems := check_node_params(omega, schedule, mix, weight_targets, schedule_power, heads, uncertainty,
+                                         f_min, k, reduction):
             raise ValueError("node_imbalance_focal: " + "; ".join(problems))
         w = torch.as_tensor(node_imbalance_weights(stats, omega), dtype=torch.float32)
         return cls(Hierarchy.from_label_stats(stats), w, int(heads), uncertainty, f_min, 2.0 if k is None else k,
-                   omega, schedule, mix)
+                   omega, schedule, mix, weight_targets, schedule_power, reduction)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if logits.dim() != 3 or logits.shape[0] != self.heads:
@@ -179,6 +226,9 @@ class NodeImbalanceFocalLoss(NodeImbalanceLoss):
     def coherent(self, logits: torch.Tensor) -> torch.Tensor:
         """Prediction: the mean over heads of MCM-coherent probabilities, (B, C)."""
         return ensemble_coherent(logits, self.hierarchy)
+
+    def weight_table(self) -> dict:
+        return {"reduction": self.reduction, **super().weight_table()}
 
 
 def ensemble_coherent(logits: torch.Tensor, hierarchy: Hierarchy | None) -> torch.Tensor:

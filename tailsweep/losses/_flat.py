@@ -43,10 +43,13 @@ def check_focal_gamma(focal_gamma=None, **_) -> list[str]:
     return []
 
 
+DB_BIAS = ("code", "paper")
+
+
 def check_distribution_balanced_params(alpha=0.1, beta=10.0, mu=0.2, lam=2.0, kappa=0.05,
-                                       focal_gamma=None) -> list[str]:
+                                       focal_gamma=None, bias="code") -> list[str]:
     """Problems with a distribution_balanced parameter set (empty: fine)."""
-    problems = []
+    problems = [] if bias in DB_BIAS else [f"bias must be one of {', '.join(DB_BIAS)}, got {bias!r}"]
     if alpha is None or not alpha >= 0:
         problems.append(f"alpha (floor of the re-balancing weight) must be >= 0, got {alpha}")
     if beta is None or not beta >= 0:
@@ -209,9 +212,9 @@ class FocalLoss(nn.Module):
         logits = logits.float()
         targets = targets.to(logits.dtype)
         bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-        p = torch.sigmoid(logits)
-        p_t = p * targets + (1 - p) * (1 - targets)
-        loss = bce * (1 - p_t).pow(self.gamma) if self.gamma else bce
+        # (1 - p_t)^gamma through exp(gamma log(1 - p_t)): a plain pow has an infinite derivative where
+        # 1 - p_t underflows to 0 (saturated logits) for gamma < 1, which gave NaN gradients.
+        loss = bce * focal_factor(logits, targets, self.gamma) if self.gamma else bce
         if self.alpha is not None:
             loss = loss * (self.alpha * targets + (1 - self.alpha) * (1 - targets))
         return loss.mean()
@@ -307,47 +310,50 @@ class DistributionBalancedLoss(nn.Module):
     r-hat_ij = alpha + sigmoid(beta (r_ij - mu)). As in the paper (and its code, "pos and neg are equally
     treated"), r-hat multiplies the whole loss element, positive and negative targets alike.
 
-    Negative-tolerant regularisation: with nu_j = -kappa log(N/n_j - 1) and z' = z - nu,
+    Negative-tolerant regularisation, as the authors' code does it (wutong16/DistributionBalancedLoss,
+    ``resample_loss.py``; METHODS.md section 1): a class bias b_j = -kappa log(N/n_j - 1) / lam is *added*
+    to the logits, z' = z + b (a rare label's logit is lowered inside the loss, so its negatives cost less),
 
         element_ij = r-hat_ij * [ y softplus(-z') + (1 - y) (1/lam) softplus(lam z') ]  (* focal factor)
 
     mean over (B, C). The shift only applies inside the loss; inference uses the raw z.
+    ``bias="paper"`` keeps the other reading, z' = z - nu with nu_j = -kappa log(N/n_j - 1) (no 1/lam),
+    the opposite direction: what earlier versions of METHODS.md and of tailsweep did.
 
     Edge cases (documented choices):
       * a row with no positive label (or only positives of labels with n_k = 0) has P^I = 0 and r
         undefined: that row gets r-hat = 1 on every label;
       * a label with n_j = 0 has no P^C: its column gets r-hat = 1 (METHODS: unseen labels get weight 1)
         and it adds nothing to any row's P^I;
-      * nu_j = 0 where n_j = 0 or n_j = N (log(N/n_j - 1) is infinite there).
-    Note: the authors' public code adds the bias (z + nu) where the paper and METHODS.md write z - nu;
-    tailsweep follows METHODS.md. kappa may be negative, which gives the code's direction.
+      * b_j = 0 where n_j = 0 or n_j = N (log(N/n_j - 1) is infinite there).
 
     Args:
         inv_freq: 1/n_j with 0 for n_j = 0, shape (C,).
-        nu: the bias nu, shape (C,).
+        shift: what is added to z inside the loss, shape (C,) (b for ``bias="code"``, -nu for ``"paper"``).
         alpha, beta, mu: the smoothing map of r.
         lam: the negative-tolerant scale lambda > 0.
-        focal_gamma: focal modifier exponent >= 0 on p = sigmoid(z - nu), or None (off).
+        focal_gamma: focal modifier exponent >= 0 on p = sigmoid(z'), or None (off).
     """
 
     scheme = "distribution_balanced"
 
-    def __init__(self, inv_freq: torch.Tensor, nu: torch.Tensor, alpha: float = 0.1, beta: float = 10.0,
+    def __init__(self, inv_freq: torch.Tensor, shift: torch.Tensor, alpha: float = 0.1, beta: float = 10.0,
                  mu: float = 0.2, lam: float = 2.0, focal_gamma: float | None = None):
         super().__init__()
         _raise(self.scheme, check_distribution_balanced_params(alpha, beta, mu, lam, 0.0, focal_gamma))
         self.register_buffer("inv_freq", _buffer(inv_freq))
-        self.register_buffer("nu", _buffer(nu))
+        self.register_buffer("shift", _buffer(shift))
         self.alpha, self.beta, self.mu, self.lam = float(alpha), float(beta), float(mu), float(lam)
         self.focal_gamma = None if focal_gamma is None else float(focal_gamma)
 
     @classmethod
     def from_label_stats(cls, stats: LabelStats, alpha: float = 0.1, beta: float = 10.0, mu: float = 0.2,
-                         lam: float = 2.0, kappa: float = 0.05,
+                         lam: float = 2.0, kappa: float = 0.05, bias: str = "code",
                          focal_gamma: float | None = None) -> DistributionBalancedLoss:
-        _raise(cls.scheme, check_distribution_balanced_params(alpha, beta, mu, lam, kappa, focal_gamma))
-        nu = distribution_balanced_bias(stats.counts, stats.n_train, float(kappa))
-        return cls(inverse_counts(stats.counts), nu, alpha, beta, mu, lam, focal_gamma)
+        _raise(cls.scheme, check_distribution_balanced_params(alpha, beta, mu, lam, kappa, focal_gamma, bias))
+        prior = distribution_balanced_bias(stats.counts, stats.n_train, float(kappa))  # -kappa log(N/n - 1)
+        shift = prior / float(lam) if bias == "code" else -prior
+        return cls(inverse_counts(stats.counts), shift, alpha, beta, mu, lam, focal_gamma)
 
     def rebalance_weight(self, targets: torch.Tensor) -> torch.Tensor:
         """r-hat per (sample, label), shape (B, C); no gradient (a function of the targets only)."""
@@ -359,7 +365,7 @@ class DistributionBalancedLoss(nn.Module):
         return torch.where(defined, r_hat, torch.ones_like(r_hat))
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        z = logits.float() - self.nu
+        z = logits.float() + self.shift
         targets = targets.to(z.dtype)
         loss = targets * F.softplus(-z) + (1 - targets) * F.softplus(self.lam * z) / self.lam
         if self.focal_gamma is not None:
@@ -367,6 +373,5 @@ class DistributionBalancedLoss(nn.Module):
         return (self.rebalance_weight(targets) * loss).mean()
 
     def weight_table(self) -> dict[str, list[float]]:
-        # logit_shift = -nu: what is added to z during training (same meaning as logit_adjusted's).
-        return {"inv_freq": self.inv_freq.tolist(), "nu": self.nu.tolist(),
-                "logit_shift": (0.0 - self.nu).tolist()}
+        # logit_shift: what is added to z during training (same meaning as logit_adjusted's).
+        return {"inv_freq": self.inv_freq.tolist(), "logit_shift": self.shift.tolist()}

@@ -102,9 +102,10 @@ def subtree_counts(stats: LabelStats) -> np.ndarray:
 
 
 def node_imbalance_weights(stats: LabelStats, omega: float = 0.25) -> np.ndarray:
-    """The second seed's (Xu et al., arXiv 2602.08986) node-wise weights for positive targets.
+    """The second seed's (Xu et al., arXiv 2602.08986) node-wise weights w' (METHODS.md section 2).
 
     w_j = N / (C n-bar_j) (1 where n-bar_j is 0 or N), rescaled to omega + w_max (w - w_min) / (w_max - w_min).
+    Which targets they multiply is the loss's ``weight_targets`` (negatives in the authors' code).
     """
     n, c = stats.n_train, stats.num_labels
     nbar = subtree_counts(stats)
@@ -115,18 +116,32 @@ def node_imbalance_weights(stats: LabelStats, omega: float = 0.25) -> np.ndarray
     return omega + w_max * (w - w_min) / (w_max - w_min)
 
 
+def probability_bce(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """BCE(h, y) per element on probabilities, as C-HMCNN computes it (``torch.nn.BCELoss``).
+
+    torch's kernel clamps each log at -100 and the gradient's denominator h (1 - h) at 1e-12, so a positive
+    whose output fell to 1e-9 still gets a gradient of about -1/h. Clamping h to [1e-7, 1 - 1e-7] first (what
+    tailsweep did before) zeroes that gradient: a rare node's positive could then never be pulled back.
+    Not autocast-safe: called on float32 outside autocast (the worker computes the loss there).
+    """
+    return F.binary_cross_entropy(h, y, reduction="none")
+
+
 class MCLoss(nn.Module):
     """C-HMCNN's max constraint loss, mean over batch and (non-root) nodes.
 
-    h = (1 - y) MCM(p) + y MCM(y * p); loss = BCE(h, y), positives weighted by ``pos_weight``
-    (ones for plain mcloss). Logits in, shape (B, C).
+    h = (1 - y) MCM(p) + y MCM(y * p); loss = BCE(h, y), positive targets weighted by ``pos_weight`` and
+    negative ones by ``neg_weight`` (ones for plain mcloss). Logits in, shape (B, C).
     """
 
-    def __init__(self, hierarchy: Hierarchy, pos_weight: torch.Tensor | None = None):
+    def __init__(self, hierarchy: Hierarchy, pos_weight: torch.Tensor | None = None,
+                 neg_weight: torch.Tensor | None = None):
         super().__init__()
         self.hierarchy = hierarchy
-        pw = torch.ones(hierarchy.num_nodes) if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float32)
-        self.register_buffer("pos_weight", pw)
+        ones = torch.ones(hierarchy.num_nodes)
+        self.register_buffer("pos_weight", ones if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float32))
+        self.register_buffer("neg_weight", ones.clone() if neg_weight is None
+                             else torch.as_tensor(neg_weight, dtype=torch.float32))
 
     @classmethod
     def from_label_stats(cls, stats: LabelStats) -> MCLoss:
@@ -139,17 +154,20 @@ class MCLoss(nn.Module):
     def elementwise_bce(self, p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Unweighted BCE(h, y) per element, h the mcloss output; ``p`` probabilities, shape (B, C)."""
         h = (1 - y) * self.hierarchy.mcm(p) + y * self.hierarchy.mcm(y * p)
-        return F.binary_cross_entropy(h.clamp(1e-7, 1 - 1e-7), y, reduction="none")
+        return probability_bce(h, y)
 
-    def positive_weight(self) -> torch.Tensor:
-        """The weight on positive targets now (node schedules override it)."""
-        return self.pos_weight
+    def target_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight on positive targets, weight on negative targets) now; node schedules override it."""
+        return self.pos_weight, self.neg_weight
+
+    def element_weight(self, y: torch.Tensor) -> torch.Tensor:
+        pos, neg = self.target_weights()
+        return y * pos + (1 - y) * neg
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(logits.float())
         y = targets.to(p.dtype)
-        return (self.elementwise_bce(p, y) * (y * self.positive_weight() + (1 - y))).mean()
+        return (self.elementwise_bce(p, y) * self.element_weight(y)).mean()
 
     def weight_table(self) -> dict[str, list[float]]:
-        return {"pos_weight": self.pos_weight.tolist()}
-
+        return {"pos_weight": self.pos_weight.tolist(), "neg_weight": self.neg_weight.tolist()}

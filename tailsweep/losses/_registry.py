@@ -11,13 +11,16 @@ from torch import nn
 
 from ..datasets import LabelStats
 from ._ensemble import (
+    REDUCTIONS,
     SCHEDULES,
     UNCERTAINTIES,
+    WEIGHT_TARGETS,
     NodeImbalanceFocalLoss,
     NodeImbalanceLoss,
     check_node_params,
 )
 from ._flat import (
+    DB_BIAS,
     AsymmetricLoss,
     DistributionBalancedLoss,
     EffectiveNumberBCE,
@@ -107,6 +110,10 @@ _NODE_PARAMS = {
     "schedule": Param("none", choices=SCHEDULES, quiet=True,
                       doc="move weights toward omega over each epoch's minibatches: none, linear, exponential, alternate"),
     "mix": Param(1.0, quiet=True, doc="lambda of the mixed loss lambda*weighted + (1-lambda)*unweighted; 1 = off"),
+    "schedule_power": Param(3.0, quiet=True, doc="exponent k of the exponential schedule (i/(B-1))^k, > 0"),
+    "weight_targets": Param("negatives", choices=WEIGHT_TARGETS, quiet=True,
+                            doc="targets w' multiplies: negatives (the authors' code: y=0 gets w', y=1 gets 1; raises "
+                                "recall) or positives (the other reading; lowers recall)"),
 }
 
 # The focal modifier, on every flat scheme but focal and asymmetric (which focus on their own):
@@ -140,13 +147,16 @@ SCHEMES: dict[str, SchemeInfo] = {
     "distribution_balanced": SchemeInfo(
         "distribution_balanced", DistributionBalancedLoss,
         "re-balancing weight alpha + sigmoid(beta (r - mu)), r = (1/n_j) / sum of 1/n_k over the row's "
-        "positives, on a negative-tolerant BCE of z - nu, nu_j = -kappa log(N/n_j - 1)",
+        "positives, on a negative-tolerant BCE of z + b, b_j = -kappa log(N/n_j - 1) / lam (the authors' code)",
         "Wu et al., ECCV 2020 (distribution-balanced loss)",
         {"alpha": Param(0.1, doc="floor of the re-balancing weight, >= 0"),
          "beta": Param(10.0, doc="slope of the re-balancing map, >= 0"),
          "mu": Param(0.2, doc="centre of the re-balancing map"),
-         "lam": Param(2.0, 1.0, 5.0, doc="lambda, negative-tolerant scale > 0: negatives (1/lam) softplus(lam (z - nu))"),
-         "kappa": Param(0.05, 0.0, 0.2, doc="scale of the class bias nu_j = -kappa log(N/n_j - 1); 0 = no shift"),
+         "lam": Param(2.0, 1.0, 5.0, doc="lambda, negative-tolerant scale > 0: negatives (1/lam) softplus(lam (z + b))"),
+         "kappa": Param(0.05, 0.0, 0.2, doc="scale of the class bias b_j = -kappa log(N/n_j - 1) / lam; 0 = no shift"),
+         "bias": Param("code", choices=DB_BIAS, quiet=True,
+                       doc="code: z + b as the authors' code (rare labels' logits lowered); paper: z - nu, "
+                           "nu_j = -kappa log(N/n_j - 1), the opposite direction"),
          **_FOCAL}, check=check_distribution_balanced_params),
     "logit_adjusted": SchemeInfo(
         "logit_adjusted", LogitAdjustedBCE,
@@ -169,7 +179,8 @@ SCHEMES: dict[str, SchemeInfo] = {
         "Giunchiglia & Lukasiewicz, NeurIPS 2020 (C-HMCNN)", needs_hierarchy=True),
     "node_imbalance": SchemeInfo(
         "node_imbalance", NodeImbalanceLoss,
-        "mcloss with node-wise weights N/(C n-bar_j) on positives, rescaled to [omega, omega + w_max]",
+        "mcloss with node-wise weights N/(C n-bar_j), rescaled to [omega, omega + w_max], on negative targets "
+        "(the authors' code; weight_targets: positives for the other reading)",
         "Xu et al., arXiv 2602.08986", needs_hierarchy=True,
         params=dict(_NODE_PARAMS), check=check_node_params),
     "node_imbalance_focal": SchemeInfo(
@@ -182,6 +193,10 @@ SCHEMES: dict[str, SchemeInfo] = {
                                  doc="margin (bBMA), entropy, aleatoric, epistemic or gated_margin (GMU)"),
             "f_min": Param(0.25, 0.0, 1.0, doc="floor of the focal factor"),
             "k": Param(None, 0.5, 3.0, nullable=True, doc="exponent on u; null: 2 on feature tables, 1 on images"),
+            "reduction": Param("sum", choices=REDUCTIONS, quiet=True,
+                               doc="sum over heads, batch and nodes (the authors' script: with Adam's coupled weight "
+                                   "decay this is their effective regularisation) or mean (the same decay is then "
+                                   "M*B*C' times stronger)"),
             **_NODE_PARAMS}),
 }
 

@@ -83,9 +83,10 @@ def log_prior_odds(counts: np.ndarray, n_train: int) -> np.ndarray:
 
 
 def distribution_balanced_bias(counts: np.ndarray, n_train: int, kappa: float) -> np.ndarray:
-    """Negative-tolerant regularisation bias nu_j = -kappa * log(N / n_j - 1) (Wu et al., ECCV 2020).
+    """-kappa * log(N / n_j - 1), the prior log-odds scaled by kappa (Wu et al., ECCV 2020).
 
-    The loss sees z - nu. nu_j = 0 where n_j = 0 or n_j = N (see :func:`log_prior_odds`).
+    distribution_balanced adds it, divided by lambda, to the logits (its authors' code); its ``paper``
+    reading subtracts it. 0 where n_j = 0 or n_j = N (see :func:`log_prior_odds`).
     """
     return kappa * log_prior_odds(counts, n_train)
 

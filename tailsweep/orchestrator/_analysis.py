@@ -299,19 +299,21 @@ def plot_weights(groups: dict[str, list[Trial]], colours, path: Path) -> list[st
     for name, trials in groups.items():
         w = next((t.weights for t in trials if t.weights), {})
         counts = w.get("train_count")
-        key = next((k for k in ("pos_weight", "logit_shift", "shift") if isinstance(w.get(k), list)
+        key = next((k for k in ("node_weight", "pos_weight", "logit_shift") if isinstance(w.get(k), list)
                     and counts and len(w[k]) == len(counts)), None)
         if key is None:
             continue
         pts = sorted((c, v) for c, v in zip(counts, w[key], strict=True) if c > 0)
         if pts:
             x, y = zip(*pts, strict=True)
-            ax.plot(x, y, "o", ms=3, alpha=0.8, color=colours[name], label=f"{name} [{key}]")
+            on = f" on {w['weight_targets']}" if key == "node_weight" and w.get("weight_targets") else ""
+            ax.plot(x, y, "o", ms=3, alpha=0.8, color=colours[name], label=f"{name} [{key}{on}]")
             drawn.append(name)
     ax.set_xscale("log")
     ax.set_xlabel("training positives of the label (log scale)")
     ax.set_ylabel("per-label value [vector named in the legend]")
-    ax.set_title("Weight vector of each scheme: pos_weight multiplies the positive term; logit_shift is added to z")
+    ax.set_title("Weight vector of each scheme: pos_weight multiplies the positive term, node_weight the targets "
+                 "named; logit_shift is added to z")
     ax.grid(alpha=0.3)
     if drawn:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))

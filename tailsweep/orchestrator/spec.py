@@ -92,6 +92,12 @@ class TrainSpec(_Model):
     eval_batch_size: PosInt = 256
     optimizer: Literal["adamw", "adam", "sgd"] = Field("adamw", description="adam uses the fused kernel (C-HMCNN's choice)")
     lr: PosFloat = 1e-3
+    lr_schedule: Literal["cosine", "linear", "constant"] = Field(
+        "cosine", description="learning rate over training: cosine (to 0), linear (to 0) or constant "
+                              "(C-HMCNN's protocol; what `launch reproduce hmc` uses)")
+    warmup_epochs: Annotated[float, Field(ge=0)] = Field(
+        0.0, description="linear warm-up of the learning rate over this many epochs (fractions allowed), then "
+                         "the schedule")
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     augment: bool = True
@@ -403,6 +409,15 @@ def check_spec(spec: SweepSpec, check_data: bool = True) -> list[str]:
                                     "not images; use backbone: mlp")
                 if t.input_kind != "features" and spec.model.backbone == "mlp":
                     problems.append(f"model.backbone = 'mlp': table '{t.name}' has images; pick a torchvision backbone")
+                carved = t.manifest.extra.get("val_from_train")
+                if carved and "val" in spec.train.train_splits and (
+                        spec.train.final_model == "best" or spec.scheduler.name == "asha"):
+                    problems.append(
+                        f"train.train_splits includes val, but table '{t.name}' has no validation file: its val split "
+                        f"is {carved:.0%} of the training file carved out at import, and training on it leaves no "
+                        "held-out rows to select on -- with train_splits [train, val] (C-HMCNN's protocol: the one "
+                        "training file) use train.final_model: last and scheduler fifo; to select or stop early, "
+                        "train on [train] alone")
             except TableError as exc:
                 problems.append(f"data.path: {exc}")
     return problems

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..datasets import LabelStats, LabelTable, lpros_indices
+from ..datasets import LabelStats, LabelTable, ancestor_closure_matrix, lpros_copies
 from ..losses import SCHEMES, Hierarchy, build_loss, default_k, ensemble_coherent
 from ._data import SplitTensors, concat_splits, load_split, prepare_batch, shard_indices
 from ._metrics import compute_metrics
@@ -65,6 +65,8 @@ class WorkerConfig:
     final_model: str = "best"
     checkpoint_every_s: float = 10.0
     lr: float = 1e-3
+    lr_schedule: str = "cosine"  # cosine | linear | constant (C-HMCNN's protocol: constant)
+    warmup_epochs: float = 0.0  # linear warm-up over this many epochs, before the schedule
     weight_decay: float = 1e-4
     momentum: float = 0.9
     augment: bool = True
@@ -77,6 +79,30 @@ class WorkerConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+LR_SCHEDULES = ("cosine", "linear", "constant")
+
+
+def lr_factor(schedule: str, total_steps: int, warmup_steps: int = 0):
+    """The learning rate's multiplier at optimiser step t (``LambdaLR``): a linear warm-up from 1/(W+1) to 1
+    over the first ``warmup_steps`` W, then ``cosine`` (half a cosine from 1 to 0 over the remaining steps,
+    as ``CosineAnnealingLR``), ``linear`` (1 down to 0) or ``constant`` (1 throughout: C-HMCNN's protocol)."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
+    decay_steps = max(1, total_steps - warmup_steps)
+
+    def factor(t: int) -> float:
+        if t < warmup_steps:
+            return (t + 1) / (warmup_steps + 1)
+        x = min(1.0, (t - warmup_steps) / decay_steps)
+        if schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * x))
+        if schedule == "linear":
+            return 1 - x
+        return 1.0
+
+    return factor
 
 
 def _flush_print(message: str) -> None:
@@ -232,10 +258,8 @@ def train_loop_per_worker(config: dict) -> None:
         train = load_split(table, cfg.train_splits[0], cfg.image_size, rows=np.arange(1))  # shapes only
     else:
         train = concat_splits([load_split(table, s, cfg.image_size) for s in cfg.train_splits])
-    if cfg.oversample == "lpros":  # the same duplicates on every rank (seeded)
-        extra = lpros_indices(train.targets.numpy(), stats.parent_indices(), stats.depths, cfg.oversample_budget,
-                              cfg.seed)
-        train = train.select(torch.cat([torch.arange(len(train)), torch.from_numpy(extra)]))
+    if cfg.oversample == "lpros":  # the same copies on every rank (seeded)
+        train = _with_lpros_copies(table, train, stats, cfg)
     val = load_split(table, "val", cfg.image_size)
     in_features = None if train.is_image else int(train.inputs.shape[1])
     scheme_params = dict(cfg.scheme_params)
@@ -268,7 +292,8 @@ def train_loop_per_worker(config: dict) -> None:
         steps_per_epoch = max(1, math.ceil(math.ceil(len(train) / world) / cfg.batch_size))
     else:  # every rank runs the same number of steps (DDP): as many full batches as the smallest shard has
         steps_per_epoch = max(1, min(stream.rows_per_rank()) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lr_factor(cfg.lr_schedule, cfg.epochs * steps_per_epoch, round(cfg.warmup_epochs * steps_per_epoch)))
     raw_model = model.module if hasattr(model, "module") else model
 
     start_epoch, best_score, best_state = 0, -math.inf, None
@@ -410,6 +435,25 @@ def _batches(cfg: WorkerConfig, train: SplitTensors, stream, epoch: int, steps: 
         del loader  # shuts the loader processes down
 
 
+def _with_lpros_copies(table: LabelTable, train: SplitTensors, stats: LabelStats, cfg: WorkerConfig) -> SplitTensors:
+    """``train`` with LPROS's copies appended (METHODS.md section 2): counted on, and copied from, the training
+    split's rows only (never validation rows, also when training on train + val); each copy is labelled with
+    its minority node alone, closed upward."""
+    if "train" not in cfg.train_splits:
+        raise ValueError("oversample: lpros copies rows of the training split; train.train_splits must include train")
+    offset = 0
+    for split in cfg.train_splits[:cfg.train_splits.index("train")]:
+        offset += table.read(split, ["labels"]).num_rows
+    listed = table.encode(table.read("train", ["labels"]).column("labels"), close=False)
+    closure = ancestor_closure_matrix(stats.labels, dict(zip(stats.labels, stats.parents, strict=True)))
+    rows, nodes = lpros_copies(listed, closure, stats.depths, cfg.oversample_budget, cfg.seed)
+    if len(rows) == 0:
+        return train
+    targets = torch.from_numpy(np.asarray(closure[nodes].todense() > 0, dtype=np.float32))
+    inputs = train.inputs[torch.from_numpy(rows + offset)]
+    return SplitTensors(torch.cat([train.inputs, inputs]), torch.cat([train.targets, targets]), train.is_image)
+
+
 def _write_trial_artifacts(d: Path, cfg: WorkerConfig, loss_fn, stats: LabelStats, val_rows, test_rows,
                            rare_rows) -> None:
     """The trial's tables, into the final checkpoint's ``artifacts/`` (the run's MLflow artifacts)."""
@@ -422,7 +466,8 @@ def _write_trial_artifacts(d: Path, cfg: WorkerConfig, loss_fn, stats: LabelStat
     weights = {"scheme": cfg.scheme, "params": cfg.scheme_params, "labels": list(stats.labels),
                "train_count": [int(c) for c in stats.counts], **table}
     (d / "weights.json").write_text(json.dumps(weights, indent=1))
-    if table and all(len(v) == stats.num_labels for v in table.values()):
-        rows = [{"label": label, "train_count": int(c), **{k: v[j] for k, v in table.items()}}
+    vectors = {k: v for k, v in table.items() if isinstance(v, list) and len(v) == stats.num_labels}
+    if vectors and len(vectors) == sum(isinstance(v, list) for v in table.values()):
+        rows = [{"label": label, "train_count": int(c), **{k: v[j] for k, v in vectors.items()}}
                 for j, (label, c) in enumerate(zip(stats.labels, stats.counts, strict=True))]
         _write_csv(d / "weights.csv", rows)

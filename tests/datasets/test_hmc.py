@@ -94,3 +94,61 @@ def test_real_benchmarks_match_their_published_statistics(tmp_path, name, nodes,
 def test_expr_fun_without_train_file_is_refused(tmp_path):
     with pytest.raises(TableError, match="expr_FUN.train.arff"):
         import_hmc("expr_FUN", tmp_path / "x", SHARED_DATA)
+
+
+def _others(folder, files, text):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (folder / name).write_text(text)
+
+
+OTHERS_TREE = "".join([
+    "@RELATION enron\n@ATTRIBUTE x numeric\n@ATTRIBUTE class hierarchical A,A/B,C\n@DATA\n",
+    *[f"{i}.0,{'A/B' if i % 3 == 0 else 'C' if i % 3 == 1 else 'A'}\n" for i in range(20)],
+    "?,C\n",
+])
+
+
+@pytest.mark.parametrize(("name", "files", "where"), [
+    ("enron_others", ["Enron_corr_trainvalid.arff", "Enron_corr_test.arff"], "enron_others"),
+    ("diatoms_others", ["Diatoms_train.arff", "Diatoms_test.arff"], "others"),
+    ("imclef07a_others", ["ImCLEF07A_Train.arff", "ImCLEF07A_Test.arff"], "."),
+])
+def test_others_layout_train_or_trainvalid_plus_test(tmp_path, name, files, where):
+    src = tmp_path / "src"
+    _others(src / where, files, OTHERS_TREE)
+    t = import_hmc(name, tmp_path / "out", src)
+    extra = t.manifest.extra
+    assert extra["layout"] == "others" and extra["val_from_train"] == 0.1
+    assert extra["files"] == {"train": files[0], "test": files[1]}
+    # no validation file: 10 % of the 21 training rows (2) carved out as val, the rest stays train
+    assert t.read("train").num_rows == 19 and t.read("val").num_rows == 2 and t.read("test").num_rows == 21
+    assert [p for p in validate_table(t.root) if p.severity == "error"] == []
+
+
+def test_others_set_without_its_test_file_is_refused_by_name(tmp_path):
+    _others(tmp_path / "src" / "enron_others", ["Enron_corr_trainvalid.arff"], OTHERS_TREE)
+    with pytest.raises(TableError, match=r"missing Enron_corr_test\.arff"):
+        import_hmc("enron_others", tmp_path / "out", tmp_path / "src")
+    assert not (tmp_path / "out").exists()
+
+
+def test_chmcnn_imputes_each_split_with_its_own_means(tmp_path):
+    head = "@RELATION t\n@ATTRIBUTE x numeric\n@ATTRIBUTE class hierarchical 01,02\n@DATA\n"
+    folder = tmp_path / "src" / "toy_FUN"
+    folder.mkdir(parents=True)
+    for split, rows in {"train": "1,01\n3,02\n?,01\n", "valid": "5,01\n7,02\n", "test": "10,01\n20,02\n?,01\n"}.items():
+        (folder / f"toy_FUN.{split}.arff").write_text(head + rows)
+    raw = {}
+    for mode in ("chmcnn", "trainval"):
+        t = import_hmc("toy_FUN", tmp_path / mode, tmp_path / "src", preprocess=mode)
+        raw[mode] = {s: np.stack(t.read(s).column("features").to_pylist())[:, 0] for s in ("train", "test")}
+        assert t.manifest.extra["preprocess"] == mode
+    # chmcnn: train's '?' gets train's mean (2), test's '?' test's own mean (15); scaler on the filled
+    # train + val = [1, 3, 2, 5, 7]: mean 3.6, std 2.154
+    mu, sd = 3.6, np.std([1, 3, 2, 5, 7])
+    assert raw["chmcnn"]["train"][2] == pytest.approx((2 - mu) / sd, rel=1e-5)
+    assert raw["chmcnn"]["test"][2] == pytest.approx((15 - mu) / sd, rel=1e-5)
+    # trainval: both '?' get the train + val mean (1 + 3 + 5 + 7) / 4 = 4, never a test statistic
+    mu2, sd2 = 4.0, np.std([1, 3, 4, 5, 7])
+    assert raw["trainval"]["test"][2] == pytest.approx((4 - mu2) / sd2, rel=1e-5)

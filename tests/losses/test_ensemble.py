@@ -90,9 +90,38 @@ def test_node_imbalance_focal_by_hand(mode):
         for head in range(2):
             hj = _mcloss_h(p[head], y)[j]
             bce = -math.log(hj) if y[j] else -math.log(1 - hj)
-            terms.append((w[j] if y[j] else 1.0) * factor * bce)
+            terms.append((1.0 if y[j] else w[j]) * factor * bce)  # w' on negatives (the authors' code)
     loss = build_loss("node_imbalance_focal", STATS, heads=2, uncertainty=mode, k=2)
-    assert loss(z, torch.tensor([y], dtype=torch.float32)).item() == pytest.approx(np.mean(terms), rel=1e-5)
+    # summed over heads, batch and nodes (the authors' focal script); the mean is the other reading
+    assert loss(z, torch.tensor([y], dtype=torch.float32)).item() == pytest.approx(np.sum(terms), rel=1e-5)
+    mean = build_loss("node_imbalance_focal", STATS, heads=2, uncertainty=mode, k=2, reduction="mean")
+    assert mean(z, torch.tensor([y], dtype=torch.float32)).item() == pytest.approx(np.mean(terms), rel=1e-5)
+
+
+def _one_adam_step(reduction: str, weight_decay: float) -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    net = torch.nn.Linear(6, 5 * 2)
+    x, y = torch.randn(4, 6), (torch.rand(4, 5) > 0.5).float()
+    loss_fn = build_loss("node_imbalance_focal", STATS, heads=2, reduction=reduction)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=weight_decay)
+    loss_fn(net(x).view(4, 2, 5).transpose(0, 1), y).backward()
+    opt.step()
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def test_sum_with_weight_decay_equals_mean_with_decay_divided_by_m_b_c():
+    # Adam's coupled weight decay adds wd * theta to the gradient. Under the sum the loss gradient is
+    # M*B*C' = 2*4*5 = 40 times the mean's, so sum with wd equals mean with wd / 40 (the whole gradient is
+    # scaled by 40, which Adam's step ignores but for eps). One step: |diff| <= lr * eps / |g| per parameter,
+    # here < 1e-7 (g ~ 1e-2 .. 1e-1 under the mean, eps = 1e-8, lr = 1e-3): assert 1e-6.
+    wd, scale = 0.1, 2 * 4 * 5
+    summed = _one_adam_step("sum", wd)
+    mean_scaled = _one_adam_step("mean", wd / scale)
+    for a, b in zip(summed, mean_scaled, strict=True):
+        assert torch.allclose(a, b, atol=1e-6, rtol=0)
+    # and the same decay under the mean is a different (over-regularised) step
+    mean_same = _one_adam_step("mean", wd)
+    assert any(not torch.allclose(a, b, atol=1e-5, rtol=0) for a, b in zip(summed, mean_same, strict=True))
 
 
 def test_uncertainty_is_detached_and_heads_get_gradients():
@@ -115,15 +144,29 @@ def test_prediction_is_the_mean_of_coherent_probabilities():
 def test_schedules():
     assert [schedule_fraction("linear", i, 5) for i in range(5)] == [0, 0.25, 0.5, 0.75, 1]
     assert schedule_fraction("exponential", 2, 5) == pytest.approx(0.5**3)
+    assert schedule_fraction("exponential", 2, 5, power=2) == pytest.approx(0.5**2)
     assert [schedule_fraction("alternate", i, 4) for i in range(4)] == [0, 1, 0, 1]
     assert schedule_fraction("none", 3, 5) == 0
     loss = build_loss("node_imbalance", STATS, schedule="linear")
-    loss.set_progress(0, 5)
-    assert torch.allclose(loss.positive_weight(), loss.pos_weight)
-    loss.set_progress(4, 5)  # last minibatch: uniform omega
-    assert torch.allclose(loss.positive_weight(), torch.full((5,), 0.25))
+    ones, w = torch.ones(5), loss.node_weight
+    loss.set_progress(0, 5)  # first minibatch: w' on negatives, 1 on positives
+    pos, neg = loss.target_weights()
+    assert torch.allclose(pos, ones) and torch.allclose(neg, w)
+    loss.set_progress(4, 5)  # last minibatch: both target weights at the uniform omega
+    pos, neg = loss.target_weights()
+    assert torch.allclose(pos, torch.full((5,), 0.25)) and torch.allclose(neg, torch.full((5,), 0.25))
     loss.set_progress(2, 5)
-    assert torch.allclose(loss.positive_weight(), (loss.pos_weight + 0.25) / 2)
+    pos, neg = loss.target_weights()
+    assert torch.allclose(pos, (ones + 0.25) / 2) and torch.allclose(neg, (w + 0.25) / 2)
+    # at the end of an epoch the loss is a uniformly scaled mcloss
+    z, y = torch.randn(4, 5), (torch.rand(4, 5) > 0.4).float()
+    loss.set_progress(4, 5)
+    assert loss(z, y).item() == pytest.approx(0.25 * build_loss("mcloss", STATS)(z, y).item(), rel=1e-6)
+    expo = build_loss("node_imbalance", STATS, schedule="exponential", schedule_power=2)
+    expo.set_progress(2, 5)
+    assert torch.allclose(expo.target_weights()[1], w + (0.25 - w) * 0.25)
+    with pytest.raises(ValueError, match="schedule_power"):
+        build_loss("node_imbalance", STATS, schedule_power=0)
 
 
 def test_mixed_loss_blends_weighted_and_unweighted():

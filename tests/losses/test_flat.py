@@ -96,6 +96,25 @@ def test_focal_by_hand_and_gamma_zero():
     assert torch.allclose(plain(Z, Y), F.binary_cross_entropy_with_logits(Z, Y))
 
 
+def test_focal_gamma_below_one_has_finite_gradients_at_saturated_logits():
+    # (1 - p_t)^0.5 has an infinite derivative where 1 - p_t underflows to 0 (a confident right answer at
+    # |z| = 30): the loss computes it as exp(gamma log(1 - p_t)), which stays finite
+    z = torch.tensor([[30.0, -30.0, 30.0, -30.0]], requires_grad=True)
+    y = torch.tensor([[1.0, 0.0, 0.0, 1.0]])  # two saturated right answers, two saturated wrong ones
+    loss = build_loss("focal", LabelStats.from_counts([5, 5, 5, 5], n_train=10), gamma=0.5)
+    value = loss(z, y)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(z.grad).all()
+    assert z.grad[0, 2] > 0 and z.grad[0, 3] < 0  # the wrong answers are pushed back
+    # the same value as the textbook formula where that one is finite
+    zz = torch.tensor([[0.3, -1.2, 2.0, -0.4]])
+    p = torch.sigmoid(zz)
+    pt = p * y + (1 - p) * (1 - y)
+    at = 0.25 * y + 0.75 * (1 - y)
+    textbook = (at * (1 - pt) ** 0.5 * F.binary_cross_entropy_with_logits(zz, y, reduction="none")).mean()
+    assert loss(zz, y).item() == pytest.approx(textbook.item(), rel=1e-5)
+
+
 def test_asymmetric_by_hand_and_reduction():
     gp, gn, m = 1.0, 4.0, 0.05
     total = 0.0
@@ -151,7 +170,7 @@ def softplus(x):
     return math.log1p(math.exp(x))
 
 
-def hand_db(z, y, alpha=0.1, beta=10.0, mu=0.2, lam=2.0, kappa=0.05, gamma=None):
+def hand_db(z, y, alpha=0.1, beta=10.0, mu=0.2, lam=2.0, kappa=0.05, gamma=None, bias="code"):
     """distribution_balanced from its definitions, in plain Python, per element then the mean."""
     total, count = 0.0, 0
     for zi, yi in zip(z.tolist(), y.tolist(), strict=True):
@@ -159,8 +178,9 @@ def hand_db(z, y, alpha=0.1, beta=10.0, mu=0.2, lam=2.0, kappa=0.05, gamma=None)
         for j, (zz, yy) in enumerate(zip(zi, yi, strict=True)):
             n = COUNTS[j]
             r_hat = alpha + sigmoid(beta * ((1 / n) / p_inst - mu)) if p_inst > 0 and n > 0 else 1.0
-            nu = -kappa * math.log(N / n - 1) if 0 < n < N else 0.0
-            zs = zz - nu
+            prior = -kappa * math.log(N / n - 1) if 0 < n < N else 0.0
+            # the authors' code adds b = prior / lam; the paper's reading subtracts nu = prior
+            zs = zz + prior / lam if bias == "code" else zz - prior
             term = softplus(-zs) if yy else softplus(lam * zs) / lam
             if gamma is not None:
                 p = sigmoid(zs)
@@ -197,11 +217,22 @@ def test_distribution_balanced_rebalancing_by_hand():
     # one positive of label 0: r = n_0 / n_j
     assert r_hat[2].tolist() == pytest.approx([0.1 + sigmoid(10 * (80 / n - 0.2)) for n in (80, 15, 4)] + [1.0])
     assert r_hat[3].tolist() == [1.0] * 4  # only an unseen label positive: P^I = 0
-    # nu_j = -kappa log(N/n_j - 1); 0 for n_j = 0 (and n_j = N)
-    nu = [-0.05 * math.log(100 / n - 1) for n in (80, 15, 4)] + [0.0]
-    assert loss.nu.tolist() == pytest.approx(nu, rel=1e-6)
+    # added to z: b_j = -kappa log(N/n_j - 1) / lam (the authors' code); 0 for n_j = 0 (and n_j = N)
+    b = [-0.05 * math.log(100 / n - 1) / 2.0 for n in (80, 15, 4)] + [0.0]
+    assert loss.shift.tolist() == pytest.approx(b, rel=1e-6)
     full = LabelStats.from_counts([100, 50], n_train=100)
-    assert build_loss("distribution_balanced", full).nu.tolist() == [0.0, 0.0]
+    assert build_loss("distribution_balanced", full).shift.tolist() == [0.0, 0.0]
+
+
+def test_distribution_balanced_direction_follows_the_authors_code():
+    # label 2 is rare (n = 4 of 100): its logit is *lowered* inside the loss (b < 0), so a negative of it
+    # costs less than under plain BCE and a positive more; label 0 is frequent (80): raised
+    code = build_loss("distribution_balanced", STATS, lam=1.0, alpha=1.0, beta=0.0)
+    assert code.shift[2].item() < 0 < code.shift[0].item()
+    paper = build_loss("distribution_balanced", STATS, lam=1.0, alpha=1.0, beta=0.0, bias="paper")
+    assert paper.shift[2].item() > 0 > paper.shift[0].item()  # the other reading: the opposite direction
+    with pytest.raises(ValueError, match="bias. must be one of code, paper"):
+        build_loss("distribution_balanced", STATS, bias="sideways")
 
 
 def test_distribution_balanced_loss_by_hand():
@@ -213,7 +244,9 @@ def test_distribution_balanced_loss_by_hand():
     focal = build_loss("distribution_balanced", STATS, focal_gamma=2.0)
     assert focal(Z_DB, Y_DB).item() == pytest.approx(hand_db(Z_DB, Y_DB, gamma=2.0), rel=1e-5)
     table = loss.weight_table()
-    assert set(table) == {"inv_freq", "nu", "logit_shift"} and all(len(v) == 4 for v in table.values())
+    assert set(table) == {"inv_freq", "logit_shift"} and all(len(v) == 4 for v in table.values())
+    paper = build_loss("distribution_balanced", STATS, bias="paper")
+    assert paper(Z_DB, Y_DB).item() == pytest.approx(hand_db(Z_DB, Y_DB, bias="paper"), rel=1e-5)
     assert table["inv_freq"] == pytest.approx([1 / 80, 1 / 15, 1 / 4, 0.0])
 
 

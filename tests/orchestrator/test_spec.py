@@ -104,3 +104,20 @@ def test_every_shipped_config_is_valid(path):
 
 def test_demo_config_is_the_builtin_demo():
     assert load_spec(Path(CONFIGS[0]).parent / "demo.yaml") == SweepSpec()
+
+
+def test_a_carved_validation_split_is_not_selected_on_when_trained_on(tmp_path):
+    from tailsweep.datasets._hmc import import_hmc
+    from tailsweep.orchestrator.spec import check_spec, load_spec
+    from tests.datasets.test_hmc import OTHERS_TREE, _others
+
+    _others(tmp_path / "src" / "enron_others", ["Enron_corr_trainvalid.arff", "Enron_corr_test.arff"], OTHERS_TREE)
+    import_hmc("enron_others", tmp_path / "t", tmp_path / "src")
+    base = [f"data.path={tmp_path / 't'}", "model.backbone=mlp", "schemes=[mcloss]"]
+    selecting = load_spec(None, [*base, "train.train_splits=[train, val]", "train.final_model=best"])
+    problems = check_spec(selecting)
+    assert any("has no validation file" in p and "final_model: last" in p for p in problems)
+    protocol = load_spec(None, [*base, "train.train_splits=[train, val]", "train.final_model=last"])
+    assert check_spec(protocol) == []
+    held_out = load_spec(None, [*base, "train.final_model=best"])  # trains on train: val is held out
+    assert check_spec(held_out) == []

@@ -65,3 +65,31 @@ def test_streaming_pipeline_trains_from_parquet_row_groups(image_table, loader_w
     m = _fit(image_table, backbone="resnet18", pipeline="stream", image_size=16, loader_workers=loader_workers, batch_size=4,
              epochs=2).metrics
     assert m["epoch"] == 2 and "test/micro_auprc" in m and m["time/train_samples_per_s"] > 0
+
+
+def test_lr_schedules_at_their_endpoints():
+    import math
+
+    import torch
+
+    from tailsweep.trainables.worker import lr_factor
+
+    total = 100
+    constant, cosine, linear = (lr_factor(s, total) for s in ("constant", "cosine", "linear"))
+    assert [constant(t) for t in (0, 50, 99, 100)] == [1.0, 1.0, 1.0, 1.0]  # C-HMCNN's protocol
+    assert cosine(0) == 1.0 and cosine(50) == pytest.approx(0.5) and cosine(100) == pytest.approx(0.0, abs=1e-12)
+    assert linear(0) == 1.0 and linear(25) == pytest.approx(0.75) and linear(100) == 0.0
+    warm = lr_factor("cosine", total, warmup_steps=9)
+    assert warm(0) == pytest.approx(0.1) and warm(8) == pytest.approx(0.9) and warm(9) == 1.0
+    assert warm(100) == pytest.approx(0.0, abs=1e-12)
+    # as the worker uses it: LambdaLR on the optimiser's lr; cosine matches torch's CosineAnnealingLR
+    p = torch.nn.Parameter(torch.zeros(1))
+    a, b = torch.optim.SGD([p], lr=0.1), torch.optim.SGD([p], lr=0.1)
+    mine = torch.optim.lr_scheduler.LambdaLR(a, lr_factor("cosine", 10))
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(b, T_max=10)
+    for _ in range(10):
+        a.step(), b.step(), mine.step(), ref.step()
+        assert mine.get_last_lr()[0] == pytest.approx(ref.get_last_lr()[0], abs=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule must be one of cosine, linear, constant"):
+        lr_factor("step", 10)
+    assert math.isfinite(lr_factor("linear", 0)(0))
