@@ -270,6 +270,7 @@ def schemes(as_json):
                for n, s in SCHEMES.items()}
         click.echo(json.dumps(out, indent=2))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Weighting schemes")
@@ -280,7 +281,7 @@ def schemes(as_json):
             f"{k}={p.default}" + (f" [{p.low}, {p.high}]{' ' + p.scale if p.scale != 'linear' else ''}" if p.searchable else "")
             + (f" ({'|'.join(p.choices)})" if p.choices else "")
             for k, p in s.params.items()) or "-"
-        table.add_row(name, params, s.summary, s.paper)
+        table.add_row(name, escape(params), escape(s.summary), escape(s.paper))  # "[omega, ...]" is not markup
     console.print(table)
 
 
