@@ -93,3 +93,33 @@ def test_lr_schedules_at_their_endpoints():
     with pytest.raises(ValueError, match="lr_schedule must be one of cosine, linear, constant"):
         lr_factor("step", 10)
     assert math.isfinite(lr_factor("linear", 0)(0))
+
+
+def test_lpros_copies_come_from_the_training_split_only(tmp_path):
+    import numpy as np
+
+    from tailsweep.datasets._hmc import import_hmc
+    from tailsweep.trainables._data import concat_splits, load_split
+    from tailsweep.trainables.worker import WorkerConfig, _with_lpros_copies
+
+    head = "@RELATION t\n@ATTRIBUTE x numeric\n@ATTRIBUTE class hierarchical 01,01/01,02\n@DATA\n"
+    folder = tmp_path / "src" / "toy_FUN"
+    folder.mkdir(parents=True)
+    # train: 12 rows of 02 and one row of 01/01 (x = 99): 01/01 and 01 are minority
+    (folder / "toy_FUN.train.arff").write_text(head + "1,02\n" * 12 + "99,01/01\n")
+    # val: the same rare label on rows with x = -50 -- never to be copied
+    (folder / "toy_FUN.valid.arff").write_text(head + "-50,01/01\n" * 3 + "1,02\n")
+    (folder / "toy_FUN.test.arff").write_text(head + "1,02\n2,01/01\n")
+    table = import_hmc("toy_FUN", tmp_path / "t", tmp_path / "src", preprocess="impute")
+    stats = label_stats(table)
+    for splits in (("val", "train"), ("train", "val")):
+        train = concat_splits([load_split(table, s) for s in splits])
+        cfg = WorkerConfig(data=str(table.root), stats=stats.to_dict(), scheme="mcloss", oversample="lpros",
+                           oversample_budget=1.0, train_splits=splits)
+        out = _with_lpros_copies(table, train, stats, cfg)
+        copies = out.inputs[len(train):].numpy().ravel()
+        assert len(copies) > 0 and set(copies.tolist()) == {99.0}  # the training row, never a val row
+        # each copy labelled with its minority node alone, closed upward: 01/01 -> {01, 01/01}
+        labelled = {tuple(r) for r in out.targets[len(train):].numpy().astype(int).tolist()}
+        assert labelled <= {(1, 1, 0), (1, 0, 0)}
+        assert np.array_equal(out.inputs[: len(train)].numpy(), train.inputs.numpy())
