@@ -44,17 +44,23 @@ class Arff:
     hierarchy: list[str]  # the class tokens
     rows: list[list[str]]  # feature fields
     labels: list[list[str]]
+    lines: list[int] = None  # the file line of each row (1-based)
 
 
 def _read_text(path: Path) -> str:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        return f.read()
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        what = "truncated" if isinstance(exc, EOFError) else "not a valid gzip file" if path.suffix == ".gz" else "unreadable"
+        raise TableError(f"{path}: {what} ({exc or type(exc).__name__}); fetch the file again (or gunzip -t it to "
+                         "check)") from None
 
 
 def parse_arff(text: str, source: str = "<arff>") -> Arff:
     names, kinds, hierarchy = [], [], None
-    rows, labels = [], []
+    rows, labels, lines = [], [], []
     in_data = False
     for lineno, raw in enumerate(text.splitlines(), 1):  # splitlines: CRLF files too
         line = raw.strip()
@@ -90,10 +96,11 @@ def parse_arff(text: str, source: str = "<arff>") -> Arff:
             raise TableError(f"{source}:{lineno}: {len(fields)} fields, expected {len(names) + 1} "
                              f"({len(names)} features + labels)")
         rows.append(fields[:-1])
+        lines.append(lineno)
         labels.append([x.strip() for x in fields[-1].strip().strip("'\"").split("@") if x.strip()])
     if not in_data:
         raise TableError(f"{source}: no @DATA section")
-    return Arff(names, kinds, hierarchy or [], rows, labels)
+    return Arff(names, kinds, hierarchy or [], rows, labels, lines)
 
 
 def hierarchy_nodes(tokens: list[str]) -> tuple[str, dict[str, list[str]], set[str]]:
@@ -257,11 +264,21 @@ def import_hmc(name: str, out: str | Path, data_dir: str | Path, preprocess: str
         keep = np.setdiff1d(np.arange(n), val_rows)
         a = parsed["train"]
         parsed["val"] = Arff(a.names, a.kinds, a.hierarchy, [a.rows[i] for i in val_rows],
-                             [a.labels[i] for i in val_rows])
-        parsed["train"] = Arff(a.names, a.kinds, a.hierarchy, [a.rows[i] for i in keep], [a.labels[i] for i in keep])
+                             [a.labels[i] for i in val_rows], [a.lines[i] for i in val_rows])
+        parsed["train"] = Arff(a.names, a.kinds, a.hierarchy, [a.rows[i] for i in keep], [a.labels[i] for i in keep],
+                               [a.lines[i] for i in keep])
         feats["val"], feats["train"] = feats["train"][val_rows], feats["train"][keep]
         parsed = {s: parsed[s] for s in ("train", "val", "test")}
     known = set(parents)
+    unknown = [(files[split].name if split in files else files["train"].name, a.lines[i] if a.lines else i + 1, x)
+               for split, a in parsed.items() for i, row in enumerate(a.labels) for x in row
+               if x not in known and x not in dropped]
+    if unknown:
+        shown = "; ".join(f"{f}:{line}: {label!r}" for f, line, label in unknown[:10])
+        more = f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else ""
+        raise TableError(f"dataset '{name}': {len(unknown)} label(s) not in the header's hierarchy -- {shown}{more}; "
+                         "every label of a row must be a node of '@ATTRIBUTE class hierarchical ...' (fix the row or "
+                         "add the node to the header)")
     tables = {}
     for split, a in parsed.items():
         f = feats[split].astype(np.float32)

@@ -14,6 +14,7 @@ row groups so a reader can stream them.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections import Counter, defaultdict
@@ -73,6 +74,52 @@ def read_taxonomy(path: str | Path) -> dict[str, list[str]]:
 
     walk(doc, "")
     return dict(parents)
+
+
+def taxonomy_lines(path: str | Path) -> dict[str, int]:
+    """The (first) line of each name in a taxonomy YAML, 1-based, for error messages."""
+    lines: dict[str, int] = {}
+
+    def walk(node) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                walk(key)
+                walk(value)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                walk(item)
+        elif isinstance(node, yaml.ScalarNode) and node.value:
+            lines.setdefault(str(node.value), node.start_mark.line + 1)
+
+    with contextlib.suppress(OSError, yaml.YAMLError):
+        walk(yaml.compose(Path(path).read_text()))
+    return lines
+
+
+def check_against_taxonomy(records: list[dict], names: set[str], taxonomy: Path, csv_path: Path,
+                           labels_col: str, attributes: set[str]) -> None:
+    """Refuse labels of the labels column that the taxonomy does not name (a misspelling on either side would
+    otherwise turn the garment into a top-level label), naming the CSV rows, the close taxonomy names and their
+    lines."""
+    import difflib
+
+    unknown: dict[str, list[int]] = defaultdict(list)
+    for rec in records:
+        for x in rec["labels"]:
+            if x not in names and x not in attributes:
+                unknown[x].append(rec["row"])
+    if not unknown:
+        return
+    lines = taxonomy_lines(taxonomy)
+    parts = []
+    for label, rows in sorted(unknown.items()):
+        close = difflib.get_close_matches(label, names, n=2, cutoff=0.6)
+        hint = (" (did you mean " + " or ".join(f"'{c}' at {taxonomy.name}:{lines.get(c, '?')}" for c in close) + "?)"
+                if close else "")
+        shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+        parts.append(f"'{label}' ({csv_path.name} column '{labels_col}', row(s) {shown}){hint}")
+    raise TableError(f"{len(unknown)} label(s) of the CSV are not in the taxonomy {taxonomy}: " + "; ".join(parts)
+                     + "; add them to the taxonomy, fix the spelling on either side, or drop them with --drop-labels")
 
 
 def _truthy(value: str, col: str, row: int, csv_path: Path) -> bool:
@@ -184,7 +231,14 @@ def import_images(
     parents = read_taxonomy(taxonomy) if taxonomy else {}
     drop = set(drop_labels)
 
-    with csv_path.open(newline="", encoding="utf-8-sig") as f:
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TableError(f"{csv_path}: not a UTF-8 text CSV (byte {exc.start}: {exc.reason}); export it as UTF-8 "
+                         "CSV") from None
+    if "\x00" in text:
+        raise TableError(f"{csv_path}: holds NUL bytes -- a binary file, not a CSV; export it as UTF-8 CSV")
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
         wanted = [image_col] + ([labels_col] if labels_col else []) + list(attribute_cols) + ([group_col] if group_col else [])
@@ -223,6 +277,9 @@ def import_images(
                          + ("\n  ..." if len(problems) > 50 else ""))
     if not records:
         raise TableError(f"{csv_path}: no rows with labels left (dropped: {dict(dropped)})")
+    if taxonomy and labels_col:
+        names = set(parents) | {p for ps in parents.values() for p in ps}
+        check_against_taxonomy(records, names, Path(taxonomy), csv_path, labels_col, set(attribute_cols))
 
     # --- images ---------------------------------------------------------------------------------
     blobs, bad = {}, []

@@ -219,30 +219,42 @@ def _check_split(table: LabelTable, split: str, ancestors: str) -> tuple[list[Pr
             problems.append(Problem(fname, _rows_text(rows), "image bytes cannot be decoded",
                                     "re-encode those images as PNG/JPEG or drop the rows"))
     if input_col == "image_path" and "image_path" in ok_cols:
-        rows = []
+        rows, files = [], {}
         for i, p in enumerate(tbl.column("image_path").to_pylist()):
             full = Path(p) if p and Path(p).is_absolute() else table.root / (p or "")
             if not p or not full.is_file():
                 rows.append(i)
+            else:
+                files[i] = full
         if rows:
             problems.append(Problem(fname, _rows_text(rows), "image_path does not exist",
                                     "paths are relative to the table directory; fix or drop the rows"))
+        bad = [i for i, ok in zip(files, _decodable(files.values()), strict=True) if not ok]
+        if bad:  # checked as image tables are: the file must decode as an image
+            problems.append(Problem(fname, _rows_text(bad), "image_path names a file that is not a decodable image",
+                                    "point the rows at PNG/JPEG files, re-encode those files, or drop the rows"))
     return problems, y
 
 
-def _undecodable_images(col: pa.ChunkedArray) -> list[int]:
+def _decodable(sources) -> list[bool]:
+    """For each image (encoded bytes or a file path): does Pillow decode it?"""
     from PIL import Image
 
-    bad = []
-    for i, b in enumerate(col.to_pylist()):
+    out = []
+    for src in sources:
         try:
-            if b is None:
+            if src is None:
                 raise ValueError("null")
-            with Image.open(io.BytesIO(b)) as im:
+            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
                 im.load()
+            out.append(True)
         except Exception:
-            bad.append(i)
-    return bad
+            out.append(False)
+    return out
+
+
+def _undecodable_images(col: pa.ChunkedArray) -> list[int]:
+    return [i for i, ok in enumerate(_decodable(col.to_pylist())) if not ok]
 
 
 def validate_table(root: str | Path, ancestors: str = "close") -> list[Problem]:

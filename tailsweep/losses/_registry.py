@@ -39,12 +39,14 @@ from ._hierarchy import MCLoss
 
 @dataclass(frozen=True)
 class Param:
-    """A scheme hyperparameter: its default and the range a sweep searches.
+    """A scheme hyperparameter: its default, its domain and the range a sweep searches.
 
     ``scale``: ``linear`` or ``log`` sample in [low, high]; ``log1m`` samples 1 - x log-uniformly
     (for beta close to 1). ``nullable``: None is an allowed value (disables the term). ``choices``:
     the parameter is a word, one of these (not searched). ``quiet``: trial labels leave it out at its
-    default (options that are off unless set).
+    default (options that are off unless set). ``ge``/``gt``/``le``/``lt``: the domain (inclusive /
+    exclusive bounds), checked for fixed values and both ends of a searched range alike, by the spec check
+    before a sweep starts and by :func:`build_loss`. ``integer``: whole numbers only.
     """
 
     default: float | str | None
@@ -55,6 +57,11 @@ class Param:
     doc: str = ""
     choices: tuple[str, ...] = ()
     quiet: bool = False
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    integer: bool = False
 
     @property
     def searchable(self) -> bool:
@@ -65,11 +72,28 @@ class Param:
         if not self.searchable:
             return self.default
         lo, hi = float(self.low), float(self.high)
+        return self.sample_in(rng, lo, hi)
+
+    def sample_in(self, rng, lo: float, hi: float) -> float:
         if self.scale == "log":
             return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
         if self.scale == "log1m":
             return float(1 - math.exp(rng.uniform(math.log(1 - hi), math.log(1 - lo))))
         return float(rng.uniform(lo, hi))
+
+    def domain(self) -> str:
+        """The allowed values in words, e.g. 'in [0, 1)' or '>= 0'."""
+        lo = f"[{self.ge:g}" if self.ge is not None else f"({self.gt:g}" if self.gt is not None else None
+        hi = f"{self.le:g}]" if self.le is not None else f"{self.lt:g})" if self.lt is not None else None
+        if lo and hi:
+            text = f"in {lo}, {hi}"
+        elif lo:
+            text = (">= " if lo[0] == "[" else "> ") + lo[1:]
+        elif hi:
+            text = ("<= " if hi[-1] == "]" else "< ") + hi[:-1]
+        else:
+            text = "a finite number"
+        return ("a whole number " if self.integer else "") + text
 
     def check(self, value) -> str | None:
         """None if ``value`` is allowed, else why not."""
@@ -79,6 +103,23 @@ class Param:
             return None if value in self.choices else f"must be one of {', '.join(self.choices)}, got {value!r}"
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"must be a number, got {value!r}"
+        v = float(value)
+        ok = math.isfinite(v) and not (
+            (self.ge is not None and v < self.ge) or (self.gt is not None and v <= self.gt)
+            or (self.le is not None and v > self.le) or (self.lt is not None and v >= self.lt)
+            or (self.integer and v != int(v)))
+        return None if ok else f"must be {self.domain()}, got {value!r}"
+
+    def check_range(self, low, high) -> str | None:
+        """None if a searched range [low, high] is allowed, else why not (both ends in the domain, and what
+        the sampling scale needs)."""
+        for end, v in (("low", low), ("high", high)):
+            if (why := self.check(v)) is not None:
+                return f"search range end {end} {why}"
+        if self.scale == "log" and low <= 0:
+            return f"is searched log-uniformly: the range must be > 0, got [{low}, {high}]"
+        if self.scale == "log1m" and high >= 1:
+            return f"is searched as 1 - x log-uniformly: the range must be < 1, got [{low}, {high}]"
         return None
 
 
@@ -106,11 +147,11 @@ class SchemeInfo:
 
 
 _NODE_PARAMS = {
-    "omega": Param(0.25, 0.05, 1.0, doc="weight floor >= 0"),
+    "omega": Param(0.25, 0.05, 1.0, ge=0, doc="weight floor >= 0"),
     "schedule": Param("none", choices=SCHEDULES, quiet=True,
                       doc="move weights toward omega over each epoch's minibatches: none, linear, exponential, alternate"),
-    "mix": Param(1.0, quiet=True, doc="lambda of the mixed loss lambda*weighted + (1-lambda)*unweighted; 1 = off"),
-    "schedule_power": Param(3.0, quiet=True, doc="exponent k of the exponential schedule (i/(B-1))^k, > 0"),
+    "mix": Param(1.0, quiet=True, ge=0, le=1, doc="lambda of the mixed loss lambda*weighted + (1-lambda)*unweighted; 1 = off"),
+    "schedule_power": Param(3.0, quiet=True, gt=0, doc="exponent k of the exponential schedule (i/(B-1))^k, > 0"),
     "weight_targets": Param("negatives", choices=WEIGHT_TARGETS, quiet=True,
                             doc="targets w' multiplies: negatives (the authors' code: y=0 gets w', y=1 gets 1; raises "
                                 "recall) or positives (the other reading; lowers recall)"),
@@ -118,9 +159,9 @@ _NODE_PARAMS = {
 
 # The focal modifier, on every flat scheme but focal and asymmetric (which focus on their own):
 # each loss element times (1 - p_t)^focal_gamma. Off (null) by default, so left out of trial labels.
-_FOCAL = {"focal_gamma": Param(None, 0.5, 3.0, nullable=True, quiet=True,
+_FOCAL = {"focal_gamma": Param(None, 0.5, 3.0, nullable=True, quiet=True, ge=0,
                                doc="focal modifier: multiply each element by (1 - p_t)^focal_gamma, >= 0; null: off")}
-_MAX_WEIGHT = {"max_weight": Param(None, nullable=True, doc="clip weights at this value (null: no clip)")}
+_MAX_WEIGHT = {"max_weight": Param(None, nullable=True, gt=0, doc="clip weights at this value > 0 (null: no clip)")}
 
 SCHEMES: dict[str, SchemeInfo] = {
     "unweighted": SchemeInfo(
@@ -142,17 +183,17 @@ SCHEMES: dict[str, SchemeInfo] = {
         "effective_number", EffectiveNumberBCE,
         "class-balanced by effective number; beta=0 unweighted, beta->1 inverse frequency",
         "Cui et al., CVPR 2019; tailsweep's reading of Shen et al., arXiv 2305.04379",
-        {"beta": Param(0.999, 0.9, 0.9999, "log1m", doc="in [0, 1); larger = closer to inverse frequency"),
+        {"beta": Param(0.999, 0.9, 0.9999, "log1m", ge=0, lt=1, doc="in [0, 1); larger = closer to inverse frequency"),
          **_FOCAL}, check=check_focal_gamma),
     "distribution_balanced": SchemeInfo(
         "distribution_balanced", DistributionBalancedLoss,
         "re-balancing weight alpha + sigmoid(beta (r - mu)), r = (1/n_j) / sum of 1/n_k over the row's "
         "positives, on a negative-tolerant BCE of z + b, b_j = -kappa log(N/n_j - 1) / lam (the authors' code)",
         "Wu et al., ECCV 2020 (distribution-balanced loss)",
-        {"alpha": Param(0.1, doc="floor of the re-balancing weight, >= 0"),
-         "beta": Param(10.0, doc="slope of the re-balancing map, >= 0"),
+        {"alpha": Param(0.1, ge=0, doc="floor of the re-balancing weight, >= 0"),
+         "beta": Param(10.0, ge=0, doc="slope of the re-balancing map, >= 0"),
          "mu": Param(0.2, doc="centre of the re-balancing map"),
-         "lam": Param(2.0, 1.0, 5.0, doc="lambda, negative-tolerant scale > 0: negatives (1/lam) softplus(lam (z + b))"),
+         "lam": Param(2.0, 1.0, 5.0, gt=0, doc="lambda, negative-tolerant scale > 0: negatives (1/lam) softplus(lam (z + b))"),
          "kappa": Param(0.05, 0.0, 0.2, doc="scale of the class bias b_j = -kappa log(N/n_j - 1) / lam; 0 = no shift"),
          "bias": Param("code", choices=DB_BIAS, quiet=True,
                        doc="code: z + b as the authors' code (rare labels' logits lowered); paper: z - nu, "
@@ -162,18 +203,18 @@ SCHEMES: dict[str, SchemeInfo] = {
         "logit_adjusted", LogitAdjustedBCE,
         "BCE on z_j + tau log(n_j / (N - n_j)) in training, plain z at inference; tau=0 unweighted",
         "Menon et al., ICLR 2021 (logit adjustment, sigmoid form)",
-        {"tau": Param(1.0, 0.25, 2.0, doc="scale of the prior log-odds shift, >= 0; 0 = plain BCE"),
+        {"tau": Param(1.0, 0.25, 2.0, ge=0, doc="scale of the prior log-odds shift, >= 0; 0 = plain BCE"),
          **_FOCAL}, check=check_logit_adjusted_params),
     "focal": SchemeInfo(
         "focal", FocalLoss, "(1-p_t)^gamma modulation with alpha balance", "Lin et al., ICCV 2017",
-        {"gamma": Param(2.0, 0.5, 3.0, doc="focusing parameter >= 0"),
-         "alpha": Param(0.25, nullable=True, doc="positive balance in [0, 1]; null disables")}),
+        {"gamma": Param(2.0, 0.5, 3.0, ge=0, doc="focusing parameter >= 0"),
+         "alpha": Param(0.25, nullable=True, ge=0, le=1, doc="positive balance in [0, 1]; null disables")}),
     "asymmetric": SchemeInfo(
         "asymmetric", AsymmetricLoss, "asymmetric focusing with probability margin on negatives",
         "Ridnik et al., ICCV 2021 (mean, not their sum)",
-        {"gamma_pos": Param(0.0, doc="positive focusing >= 0"),
-         "gamma_neg": Param(4.0, 1.0, 6.0, doc="negative focusing >= 0"),
-         "clip": Param(0.05, 0.0, 0.1, doc="probability margin m in [0, 1)")}),
+        {"gamma_pos": Param(0.0, ge=0, doc="positive focusing >= 0"),
+         "gamma_neg": Param(4.0, 1.0, 6.0, ge=0, doc="negative focusing >= 0"),
+         "clip": Param(0.05, 0.0, 0.1, ge=0, lt=1, doc="probability margin m in [0, 1)")}),
     "mcloss": SchemeInfo(
         "mcloss", MCLoss, "C-HMCNN max constraint loss (BCE on MCM outputs); hierarchies only",
         "Giunchiglia & Lukasiewicz, NeurIPS 2020 (C-HMCNN)", needs_hierarchy=True),
@@ -188,11 +229,11 @@ SCHEMES: dict[str, SchemeInfo] = {
         "node_imbalance on an ensemble of heads, each term scaled by (f_min + u^k), u the heads' uncertainty",
         "Xu et al., arXiv 2602.08986", needs_hierarchy=True, needs_ensemble=True, check=check_node_params,
         params={
-            "heads": Param(2, doc="ensemble size M >= 1 (M MLPs on feature tables, M heads on one backbone for images)"),
+            "heads": Param(2, ge=1, integer=True, doc="ensemble size M >= 1 (M MLPs on feature tables, M heads on one backbone for images)"),
             "uncertainty": Param("margin", choices=UNCERTAINTIES,
                                  doc="margin (bBMA), entropy, aleatoric, epistemic or gated_margin (GMU)"),
-            "f_min": Param(0.25, 0.0, 1.0, doc="floor of the focal factor"),
-            "k": Param(None, 0.5, 3.0, nullable=True, doc="exponent on u; null: 2 on feature tables, 1 on images"),
+            "f_min": Param(0.25, 0.0, 1.0, ge=0, doc="floor of the focal factor, >= 0"),
+            "k": Param(None, 0.5, 3.0, nullable=True, ge=0, doc="exponent on u; null: 2 on feature tables, 1 on images"),
             "reduction": Param("sum", choices=REDUCTIONS, quiet=True,
                                doc="sum over heads, batch and nodes (the authors' script: with Adam's coupled weight "
                                    "decay this is their effective regularisation) or mean (the same decay is then "

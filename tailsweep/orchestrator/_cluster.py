@@ -321,15 +321,10 @@ def check_submission(spec: SweepSpec, cluster: Cluster, node_ips: tuple[str, ...
             problems.append(f"tracking.uri = {uri!r}: on the cluster's nodes {parts.hostname} is each node itself, "
                             "not this machine; use an address of the tracking server that every node reaches")
         elif check_tracking:
-            try:
-                status, _ = _get(uri.rstrip("/") + "/health", timeout=20)
-                ok = status == 200
-                why = f"HTTP {status}"
-            except (OSError, urllib.error.URLError) as exc:
-                ok, why = False, str(getattr(exc, "reason", exc))
-            if not ok:
-                problems.append(f"tracking.uri = {uri!r}: the MLflow server does not answer ({why}); start it with "
-                                "`launch mlflow-server --host 0.0.0.0 --dir /shared/mlflow` (or check the address)")
+            from ._tracking import tracking_server_problem
+
+            if (why := tracking_server_problem(uri, timeout=20)) is not None:
+                problems.append(why)
     # storage: paths on the cluster; shared when there are several nodes
     for key, value in (("tracking.dir", spec.tracking.dir), ("data.path", spec.data.path),
                        ("tracking.storage", spec.tracking.storage)):

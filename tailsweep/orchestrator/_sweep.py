@@ -57,6 +57,47 @@ class SweepResult:
     report_dir: Path
     rows: list[dict]
     summary: list[dict]
+    interrupted: bool = False  # Ctrl-C (or `launch stop`) ended it early: finish it with --resume
+
+
+class _Interrupt:
+    """Ctrl-C during ``Tuner.fit``: recorded, then handed to Tune as its documented graceful stop (SIGUSR1, the
+    signal Tune always listens to; its own SIGINT handler is switched off with ``TUNE_DISABLE_SIGINT_HANDLER``),
+    so the sweep still ends in order -- and the caller knows it was interrupted. A second Ctrl-C interrupts at
+    once (KeyboardInterrupt). Only in the main thread, where Python delivers signals."""
+
+    def __init__(self):
+        self.seen = False
+        self._previous = None
+        self._env = None
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR1"):
+            self._env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, sig, frame):
+        import signal
+
+        self.seen = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C: KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            if self._env is None:
+                os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+            else:
+                os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = self._env
+        return False
 
 
 def prepare_data(spec: SweepSpec, console: Console) -> LabelTable:
@@ -74,6 +115,22 @@ def prepare_data(spec: SweepSpec, console: Console) -> LabelTable:
         return check_table(path)
     except TableValidationError as exc:
         raise SpecError([str(exc)], "data") from None
+
+
+def local_resources() -> dict:
+    """The CPUs and GPUs a local Ray started here would report (for ``--dry-run``'s resource check)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    gpus = 0
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 (no CUDA build, no driver: no GPUs)
+        gpus = 0
+    return {"CPU": float(cpus), "GPU": float(gpus)}
 
 
 def plan_resources(spec: SweepSpec, cluster: dict, n_trials: int) -> dict:
@@ -245,6 +302,11 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
     if table.input_kind == "features" and spec.model.backbone != "mlp":
         raise SpecError([f"model.backbone = {spec.model.backbone!r}: the table has features; use 'mlp'"])
     trials = plan_trials(spec)
+    if spec.tracking_uri.startswith(("http://", "https://")):
+        from ._tracking import tracking_server_problem
+
+        if (why := tracking_server_problem(spec.tracking_uri)) is not None:
+            raise SpecError([why], "tracking")  # before any sweep folder or run exists
     sweep_id = sweep_id or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     report_dir = spec.root / "sweeps" / sweep_id
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -284,8 +346,9 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
                       f"up to {resources['max_concurrent_trials']} at a time, "
                       f"{spec.resources.workers_per_trial} worker(s) each"
                       f"{' on GPU' if resources['use_gpu'] else ''}; MLflow: {spec.tracking_uri}")
-        results = _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose,
-                       callbacks or [], resume)
+        with _Interrupt() as interrupt:
+            results = _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose,
+                           callbacks or [], resume)
         rows = _report.trial_rows(results)
         summary = _report.summarise(rows, spec.search.metric, spec.search.mode)
         _report.write_csv(report_dir / "trials.csv", rows)
@@ -309,10 +372,11 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
         # Tune ends a sweep early and in order on Ctrl-C; with FIFO every trial that did not fail
         # must have run all its epochs, so missing epochs mean the sweep was interrupted.
         cut_short = [r for r in rows if r["status"] != "ERROR" and (r["epochs"] or 0) < spec.train.epochs]
-        status = "KILLED" if cut_short and spec.scheduler.name == "fifo" else "FINISHED"
-        if status == "KILLED":
+        interrupted = interrupt.seen or bool(cut_short and spec.scheduler.name == "fifo")
+        status = "KILLED" if interrupted else "FINISHED"
+        if interrupted:
             console.print(f"[yellow]sweep interrupted: {len(cut_short)} trial(s) did not finish[/]")
-        return SweepResult(sweep_id, parent_run_id, tracking.experiment_id, report_dir, rows, summary)
+        return SweepResult(sweep_id, parent_run_id, tracking.experiment_id, report_dir, rows, summary, interrupted)
     except KeyboardInterrupt:
         status = "KILLED"
         raise

@@ -52,6 +52,28 @@ def _param_value(v: Any) -> str:
     return s[:MAX_PARAM]
 
 
+
+def tracking_server_problem(uri: str, timeout: float = 8.0) -> str | None:
+    """None if the MLflow server at an ``http(s)://`` ``uri`` answers its ``/health`` within ``timeout`` seconds,
+    else what is wrong, naming the URI and the fix. Checked before a sweep writes anything (locally and for a
+    cluster), so that a wrong address fails in seconds instead of after MLflow's minutes of retries."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(uri.rstrip("/") + "/health", headers={"User-Agent": "tailsweep"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 (the user's tracking URI)
+            status = r.status
+        why = f"HTTP {status}"
+    except urllib.error.HTTPError as exc:
+        status, why = exc.code, f"HTTP {exc.code}"
+    except (OSError, urllib.error.URLError) as exc:
+        status, why = None, str(getattr(exc, "reason", exc))
+    if status == 200:
+        return None
+    return (f"tracking.uri = {uri!r}: the MLflow server does not answer ({why}); start it with "
+            "`launch mlflow-server --dir DIR` (add --host 0.0.0.0 for a cluster's nodes) or check the address")
+
 class Tracking:
     """A thin, picklable wrapper over ``MlflowClient`` (the client itself is created lazily)."""
 

@@ -93,9 +93,19 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, addre
             raise SpecError(problems, spec_file or "demo sweep")
         if dry_run:
             from ._plan import plan_trials
+            from ._sweep import local_resources, plan_resources
 
             trials = plan_trials(spec)
-            console.print(f"{len(trials)} trials; data {spec.data_path}; MLflow {spec.tracking_uri}")
+            here = local_resources()
+            plan = plan_resources(spec, here, len(trials))  # raises SpecError: what a local Ray could not place
+            if spec.tracking_uri.startswith(("http://", "https://")):
+                from ._tracking import tracking_server_problem
+
+                if (why := tracking_server_problem(spec.tracking_uri)) is not None:
+                    raise SpecError([why], "tracking")
+            console.print(f"{len(trials)} trials, {plan['max_concurrent_trials']} at a time on this machine's "
+                          f"{here['CPU']:g} CPU(s) and {here['GPU']:g} GPU(s); data {spec.data_path}; "
+                          f"MLflow {spec.tracking_uri}")
             for t in trials:
                 console.print(f"  {t['label']}", highlight=False)
             return
@@ -111,6 +121,11 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, addre
         _fail("interrupted; runs left unfinished are marked KILLED in MLflow; finish them with "
               "`launch sweep [SPEC] --resume latest`", 130)
     console.print(f"\nReport: {result.report_dir / 'report.md'}\nBrowse: launch ui --dir {spec.tracking.dir}")
+    if result.interrupted:
+        import shlex
+
+        again = shlex.join(["launch", "sweep", *([spec_file] if spec_file else []), "--resume", result.sweep_id])
+        _fail(f"interrupted; runs left unfinished are marked KILLED in MLflow; finish the sweep with `{again}`", 130)
     if any(r["status"] == "ERROR" for r in result.rows):
         _fail(f"{sum(r['status'] == 'ERROR' for r in result.rows)} trial(s) failed; their errors are in MLflow "
               "(tag 'error') and under the Ray results directory", 1)
@@ -242,6 +257,8 @@ def mlflow_server(host, port, store_dir):
 
     from ._cluster import mlflow_server_command
 
+    if (why := _port_problem(host, port)) is not None:
+        _fail(f"launch mlflow-server: {why}")
     Path(store_dir).expanduser().mkdir(parents=True, exist_ok=True)
     shown = socket.getfqdn() if host in ("0.0.0.0", "::") else host
     console.print(f"MLflow tracking server: http://{shown}:{port}  (store {Path(store_dir).expanduser().resolve()}; "
@@ -512,8 +529,8 @@ def data_validate(table_dir, as_json):
     if as_json:
         click.echo(json.dumps([p.__dict__ for p in problems], indent=2))
     else:
-        for p in problems:
-            (err_console if p.severity == "error" else console).print(str(p), highlight=False)
+        for p in problems:  # markup=False: locations read "[rows 3, 7]", "[column labels]"
+            (err_console if p.severity == "error" else console).print(str(p), highlight=False, markup=False)
         console.print(f"{table_dir}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)"
                       + ("" if errors else " - OK"))
     sys.exit(1 if errors else 0)
@@ -526,13 +543,17 @@ def data_stats(table_dir, as_json):
     """Per-label training counts, depth and frequency bucket (many > 100, medium 20-100, few < 20)."""
     from rich.table import Table
 
-    from ..datasets import BUCKETS, LabelTable, TableError, label_stats
+    from ..datasets import BUCKETS, LabelTable, TableError, label_stats, validate_table
 
     try:
         table = LabelTable(table_dir)
         stats = label_stats(table)
-    except TableError as exc:
-        _fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 -- a corrupt table: say what is wrong, file by file, not a traceback
+        errors = [p for p in validate_table(table_dir) if p.severity == "error"]
+        if not errors:
+            _fail(str(exc) if isinstance(exc, TableError) else f"{table_dir}: {type(exc).__name__}: {exc}")
+        _fail(f"{table_dir}: {len(errors)} problem(s) (`launch data validate` lists them all):\n"
+              + "\n".join(f"  - {p}" for p in errors[:20]))
     if as_json:
         click.echo(json.dumps(stats.to_dict(), indent=1))
         return
@@ -556,10 +577,10 @@ def data_stats(table_dir, as_json):
 @click.option("--experiment", default="tailsweep", show_default=True)
 def ui(runs_dir, uri, host, port, experiment):
     """Open the MLflow UI on the sweep's store (runs view, parent runs with their trials folded under)."""
-    import subprocess
-
     root = Path(runs_dir).expanduser().resolve()
     db = root / "mlflow.db"
+    if (why := _port_problem(host, port)) is not None:
+        _fail(f"launch ui: {why}")
     if uri is None:
         if not db.is_file():
             _fail(f"no MLflow store at {db}; run `launch sweep` first or pass --dir/--uri")
@@ -570,8 +591,55 @@ def ui(runs_dir, uri, host, port, experiment):
     path = f"#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning" if exp else ""
     console.print(f"MLflow UI: http://{host}:{port}/{path}  (Ctrl-C to stop)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run(cmd, check=False)
+    sys.exit(_serve(cmd))
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """None if ``host:port`` can be listened on now, else why not (another process holds it, say)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return (f"cannot listen on {host}:{port} ({exc.strerror or exc}): another process holds the port; "
+                    f"pass --port with a free one (e.g. --port {port + 1}) or stop that process")
+    return None
+
+
+def _serve(cmd: list[str]) -> int:
+    """Run a server command in its own process group until it exits, Ctrl-C or SIGTERM; either signal stops the
+    whole group (MLflow's UI starts uvicorn workers: killing only its first process would leave them holding the
+    port). Returns its exit code (0 when stopped by a signal)."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    stopped = []
+
+    def stop(sig, frame):
+        stopped.append(sig)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        if stopped:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=15)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
+    return 0 if stopped else code
 
 
 if __name__ == "__main__":

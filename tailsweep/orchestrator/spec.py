@@ -166,6 +166,9 @@ class SchemeSpec(_Model):
             for k, (lo, hi) in self.search.items():
                 if not lo < hi:
                     problems.append(f"search range for '{k}' must have low < high, got [{lo}, {hi}]")
+                elif k in info.params and not info.params[k].choices and (
+                        why := info.params[k].check_range(lo, hi)) is not None:
+                    problems.append(f"scheme '{self.name}' parameter '{k}' {why}")
         if not problems:
             problems += info.problems(self.params)
         if self.oversample != "none" and not info.needs_hierarchy:
@@ -268,12 +271,21 @@ class SweepSpec(_Model):
 
     @model_validator(mode="after")
     def _unique_schemes(self) -> SweepSpec:
-        seen, labels = set(), set()
-        for s in self.schemes:
-            key = (s.name, json.dumps(s.params, sort_keys=True), json.dumps(s.search, sort_keys=True), s.oversample)
+        seen: dict = {}
+        labels: set = set()
+        for i, s in enumerate(self.schemes):
+            # compared with every default filled in: `focal` and `{name: focal, params: {gamma: 2}}` are one trial
+            full = {k: p.default for k, p in SCHEMES[s.name].params.items()} | dict(s.params)
+            for k in (s.search if isinstance(s.search, list) else list(s.search)):
+                full.pop(k, None)
+            key = (s.name, json.dumps(full, sort_keys=True, default=str), json.dumps(s.search, sort_keys=True),
+                   s.oversample, s.oversample_budget if s.oversample != "none" else None,
+                   tuple(s.seeds) if s.seeds else None)
             if key in seen:
-                raise ValueError(f"scheme '{s.name}' is listed twice with the same settings")
-            seen.add(key)
+                raise ValueError(f"schemes.{i}: scheme '{s.name}' is listed twice with the same settings (defaults "
+                                 f"filled in: {seen[key]} and this entry would run the same trials); remove one or "
+                                 "change a parameter")
+            seen[key] = f"schemes.{i}"
         for s in self.schemes:
             if s.label is None:
                 continue
@@ -324,7 +336,7 @@ def _format_pydantic(err: ValidationError) -> list[str]:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             out.append(f"{loc}: unknown key (remove it or check the spelling; `launch sweep --show-spec` lists every key)")
-        elif e["type"] in ("model_type", "dict_type") or "input" not in e:
+        elif e["type"] in ("model_type", "dict_type") or "input" not in e or not e["loc"]:
             out.append(f"{loc}: {msg}")
         else:
             out.append(f"{loc} = {json.dumps(e['input'], default=str)}: {msg}")
@@ -335,6 +347,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise SpecError([f"--set {item!r}: expected key=value, e.g. --set train.epochs=5"])
     key, _, raw = item.partition("=")
+    if not [k for k in key.strip().split(".") if k]:
+        raise SpecError([f"--set {item!r}: no key before '='; expected key=value, e.g. --set train.epochs=5"])
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
@@ -383,7 +397,20 @@ def load_spec(path: str | Path | None = None, overrides: Sequence[str] = ()) -> 
     try:
         return SweepSpec.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(_format_pydantic(exc), source) from None
+        raise SpecError(_format_pydantic(exc) + _data_problems(raw), source) from None
+
+
+def _data_problems(raw: dict) -> list[str]:
+    """The table's own errors when the spec has schema errors but its data.path is a valid directory, so that one
+    run reports both (the sweep's full check needs a valid spec)."""
+    from ..datasets import validate_table
+
+    data = raw.get("data") if isinstance(raw, dict) else None
+    path = data.get("path") if isinstance(data, dict) else None
+    if not isinstance(path, str) or not Path(path).expanduser().is_dir():
+        return []
+    full = Path(path).expanduser().resolve()
+    return [f"data.path {full}: {p}" for p in validate_table(full) if p.severity == "error"]
 
 
 def check_spec(spec: SweepSpec, check_data: bool = True) -> list[str]:

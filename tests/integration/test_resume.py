@@ -115,3 +115,40 @@ def test_killed_driver_then_resume_finishes_every_trial_once(tmp_path):
     # the finished trial was not run again: same Tune trial, same start
     for tag in (TRIAL_TAG, STARTED_TAG):
         assert after["unweighted"].data.tags[tag] == before["unweighted"].data.tags[tag]
+
+
+def test_ctrl_c_exits_130_with_the_resume_command_and_leaves_no_run_running(tmp_path):
+    table = make_features_table(tmp_path / "t", n=(160, 40, 40))
+    runs = tmp_path / "runs"
+    spec_file = tmp_path / "sweep.yaml"
+    spec_file.write_text(yaml.safe_dump({
+        "data": {"path": str(table.root)}, "model": {"backbone": "mlp", "hidden": 16},
+        "schemes": ["unweighted", "focal"], "seeds": [0], "train": {"epochs": 3, "batch_size": 32},
+        "resources": {"max_concurrent_trials": 1}, "tracking": {"dir": str(runs)}}))
+    held = tmp_path / "held"
+    env = {**os.environ, FAULT_ENV: "hold@2:unweighted", FAULT_ONCE_ENV: str(held)}
+    driver = subprocess.Popen([str(LAUNCH), "sweep", str(spec_file)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not held.exists():
+            assert driver.poll() is None, driver.stdout.read()
+            assert time.monotonic() < deadline, "the trial never reached epoch 2"
+            time.sleep(0.5)
+        driver.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        out, _ = driver.communicate(timeout=180)
+    finally:
+        doomed = _descendants(driver.pid)
+        if driver.poll() is None:
+            _kill([driver.pid])
+        _kill(doomed)
+    text = " ".join(out.split())  # rich wraps long lines
+    assert driver.returncode == 130, text
+    client = MlflowClient(f"sqlite:///{runs / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tailsweep")
+    (parent,) = [r for r in client.search_runs([exp.experiment_id]) if PARENT_TAG not in r.data.tags]
+    assert f"--resume {parent.data.tags[SWEEP_TAG]}" in text and "interrupted" in text
+    statuses = {r.data.tags["scheme"]: r.info.status for r in client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")}
+    assert statuses["unweighted"] == "KILLED" and "RUNNING" not in statuses.values(), statuses
+    assert client.get_run(parent.info.run_id).info.status == "KILLED"

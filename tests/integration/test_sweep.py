@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from pathlib import Path
 
 import pytest
 import ray
@@ -222,9 +224,21 @@ def test_launch_ui_serves_the_sweep(tmp_path):
         import os
         import signal
 
-        os.killpg(proc.pid, signal.SIGTERM)
-        out = proc.communicate(timeout=30)[0]
+        proc.send_signal(signal.SIGTERM)  # to `launch ui` alone, as `kill PID` would: it must stop its server too
+        try:
+            out = proc.communicate(timeout=30)[0]
+        finally:
+            leftover = []
+            for stat in Path("/proc").glob("[0-9]*/stat"):  # anything still in the UI's session
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    if int(stat.read_text().rsplit(")", 1)[1].split()[3]) == proc.pid:  # field 6: session id
+                        leftover.append(int(stat.parent.name))
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
     assert f"http://127.0.0.1:{port}/#/experiments/{result.experiment_id}/runs?workflowType=machine_learning" in out
+    assert proc.returncode == 0 and leftover == [], leftover
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # the port is free again
 
 
 @pytest.mark.parametrize("checkpoint_every_s", [0, 600], ids=["resume-from-checkpoint", "redo-from-scratch"])

@@ -56,9 +56,9 @@ def test_disagreement_modes_need_two_heads():
 def test_bad_parameters_are_named():
     with pytest.raises(ValueError, match="parameter .uncertainty. must be one of margin, entropy"):
         build_loss("node_imbalance_focal", STATS, uncertainty="variance")
-    with pytest.raises(ValueError, match="heads must be a whole number >= 1, got 2.5"):
+    with pytest.raises(ValueError, match="'heads' must be a whole number >= 1, got 2.5"):
         build_loss("node_imbalance_focal", STATS, heads=2.5)
-    with pytest.raises(ValueError, match=r"mix \(lambda of the mixed loss\) must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"'mix' must be in \[0, 1\], got 1.5"):
         build_loss("node_imbalance", STATS, mix=1.5)
     with pytest.raises(ValueError, match="parameter .schedule. must be one of none, linear"):
         build_loss("node_imbalance", STATS, schedule="cosine")
