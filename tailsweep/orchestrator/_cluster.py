@@ -54,7 +54,11 @@ EXCLUDES = [
     "/tailsweep-runs/", "/data/", "/runs/", "mlruns", "mlartifacts", "*.db", "/docs/results/",
 ]
 REMOTE_STORAGE = ("s3://", "gs://")
-TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+def is_terminal(status) -> bool:
+    """Whether a Ray job status (``JobStatus`` or its value) is final: Ray's own ``JobStatus.is_terminal``."""
+    from ray.job_submission import JobStatus
+
+    return JobStatus(status).is_terminal()
 STOP_GRACE_S = 180  # after `launch stop`, how long the driver may take to end its runs before Ray kills it
 
 
@@ -130,9 +134,11 @@ def load_cluster(path: str | Path, address: str | None = None, shared_dirs: tupl
         from ray.autoscaler._private.util import prepare_config, validate_config
 
         validate_config(prepare_config(json.loads(json.dumps(config))))
-    except ImportError:  # pragma: no cover -- ray[default] is a dependency
-        pass
-    except Exception as exc:  # noqa: BLE001 -- jsonschema/ValueError: report as the user's config problem
+    except ImportError as exc:  # Ray's validator (or a module it needs) is missing: the installation, not the YAML
+        raise ClusterError(f"cannot check {path} against Ray's cluster-launcher schema: {type(exc).__name__}: {exc} "
+                           "-- an installation problem, not your config; reinstall with `make install` "
+                           "(ray[default] and its jsonschema)") from None
+    except Exception as exc:  # noqa: BLE001 -- jsonschema/ValueError/KeyError: the user's config problem
         raise ClusterError(f"{path}: does not match Ray's cluster-launcher schema: {str(exc).splitlines()[0]}") from None
     provider = config["provider"]
     kind = str(provider.get("type", ""))
@@ -424,7 +430,7 @@ def follow(head: Head, job_id: str, out=None, poll_s: float = 2.0) -> str:
     threading.Thread(target=reader, daemon=True, name="job-logs").start()
     while not streamed.wait(poll_s):
         pass
-    while (status := str(head.client.get_job_status(job_id).value)) not in TERMINAL:
+    while not is_terminal(status := str(head.client.get_job_status(job_id).value)):
         time.sleep(poll_s)
     return status
 

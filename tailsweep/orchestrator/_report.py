@@ -26,11 +26,27 @@ def trial_rows(results) -> list[dict]:
         m = r.metrics or {}
         status = "ERROR" if r.error else "DONE"
         row = {"trial": plan.get("label", "?"), "scheme": plan.get("scheme"), "group": plan.get("group"),
-               "seed": plan.get("seed"), "status": status, "epochs": m.get("epoch", 0)}
+               "seed": plan.get("seed"), "status": status, "epochs": m.get("epoch", 0),
+               # metric points MLflow refused at first and got later / never got (trainables/_tracking.py)
+               "tracking_late": int(m.get("tracking/late_points") or 0),
+               "tracking_unwritten": int(m.get("tracking/unwritten_points") or 0)}
         for key, _ in COLUMNS:
             row[key] = m.get(key)
         rows.append(row)
     return rows
+
+
+def tracking_summary(rows: list[dict]) -> str | None:
+    """One line on metric points the tracking store took late or never (None when every write went through)."""
+    late = sum(r.get("tracking_late", 0) for r in rows)
+    lost = [(r["trial"], r["tracking_unwritten"]) for r in rows if r.get("tracking_unwritten")]
+    if not late and not lost:
+        return None
+    text = f"MLflow: {late} metric point(s) were written late (the store refused writes for a while)"
+    if not lost:
+        return text + "; none lost"
+    return (text + f"; {sum(n for _, n in lost)} never written: " + ", ".join(f"{t} ({n})" for t, n in lost)
+            + " -- they are in each trial's Ray Tune results (result.json under tracking.dir/ray)")
 
 
 def _ms(values: list[float]) -> tuple[float, float, int]:

@@ -236,8 +236,23 @@ def friedman_nemenyi(by: dict, alpha: float = 0.05) -> list[str]:
     return lines
 
 
+def friedman(ranks: np.ndarray) -> tuple[float, float]:
+    """Friedman's chi-square over an (N datasets x k schemes) table of within-row ranks (ties share the mean
+    rank), with the tie correction -- chi2 / (1 - sum over rows and tie groups of (t^3 - t) / (N k (k^2 - 1)))
+    -- as ``scipy.stats.friedmanchisquare`` computes it (which needs k >= 3; this also serves k = 2)."""
+    from scipy.stats import chi2
+
+    n, k = ranks.shape
+    avg = ranks.mean(0)
+    stat = 12 * n / (k * (k + 1)) * (np.sum(avg**2) - k * (k + 1) ** 2 / 4)
+    ties = sum(float(t**3 - t) for row in ranks for t in np.unique(row, return_counts=True)[1])
+    correction = 1 - ties / (n * k * (k * k - 1))
+    stat = stat / correction if correction > 0 else 0.0  # every row all tied: no evidence either way
+    return float(stat), float(chi2.sf(stat, k - 1))
+
+
 def _friedman_table(by: dict, schemes: list[str], complete: list[str], alpha: float) -> list[str]:
-    from scipy.stats import chi2, rankdata, studentized_range
+    from scipy.stats import rankdata, studentized_range
 
     k, n = len(schemes), len(complete)
     q = studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2)
@@ -252,8 +267,7 @@ def _friedman_table(by: dict, schemes: list[str], complete: list[str], alpha: fl
         table = np.array([[np.mean([r["test"][metric] for r in by[(d, s)]]) for s in schemes] for d in complete])
         ranks = np.array([rankdata(-row) for row in table])
         avg = ranks.mean(0)
-        stat = 12 * n / (k * (k + 1)) * (np.sum(avg**2) - k * (k + 1) ** 2 / 4)
-        p = chi2.sf(stat, k - 1)
+        stat, p = friedman(ranks)
         lines.append(f"| {metric} | " + " | ".join(f"{a:.2f}" for a in avg) + f" | {stat:.2f} | {p:.3g} |")
     return lines + [""]
 

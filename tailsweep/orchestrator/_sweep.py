@@ -21,27 +21,8 @@ from .spec import SpecError, SweepSpec, check_spec, spec_to_yaml
 
 TRIAL_RESOURCE = "tailsweep_trial"  # custom resource held by each trial's driver (never a CPU)
 
-# The lean per-trial path (``resources.lean``, on by default). Internal Ray Train V2 settings, pinned
-# to ray 2.60 (constraints.txt) and covered by tests/integration (statuses, exactly-once metrics after
-# a worker restart). Gains measured by benchmarks/overhead.py, recorded in docs/benchmarks.md.
-LEAN_ENV = {
-    # The Train controller polls its workers every 2 s: ~1 s before a report reaches Tune and a ~5 s
-    # tail after the last one. Reports are queued, not lost, at any interval. Each poll costs CPU in
-    # the controller and the worker: 0.1 s cost ~2 CPU-seconds per 40 s trial more than 0.5 s, which
-    # two concurrent trials on 2 cores pay in training speed (benchmarks/overhead.py, 4% of sweep wall).
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
-    # A watcher thread per run for cloud preemption notices; this tool restarts failed groups itself.
-    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-    # Train's Prometheus metrics: CPU per controller and worker that a sweep never reads.
-    "RAY_TRAIN_METRICS_ENABLED": "0",
-}
-# Also for a local Ray that a lean sweep starts itself (never a cluster it joins):
-# - workers start through _setup_worker.py, which skips the Ray import of Ray's own setup_worker.py;
-# - _inline.LOCAL_RAY_ENV tells each trial's controller there is no autoscaler to send resource requests to;
-# - without the dashboard, LOCAL_LEAN_ENV: the node's dashboard agent still samples every process's CPU and
-#   memory every 5 s for metrics nothing reads here, once a minute instead.
-# - unless --verbose prints worker output, no log monitor process (see _start_ray).
-LOCAL_LEAN_ENV = {"REPORTER_UPDATE_INTERVAL_MS": "60000"}
+# The lean per-trial path (``resources.lean``, on by default) and every private Ray API it uses live in
+# ``_lean/`` (imported only when the path is on; on another Ray minor version the plain path runs).
 log = logging.getLogger(__name__)
 
 
@@ -115,6 +96,19 @@ def prepare_data(spec: SweepSpec, console: Console) -> LabelTable:
         return check_table(path)
     except TableValidationError as exc:
         raise SpecError([str(exc)], "data") from None
+
+
+def lean_or_plain(spec: SweepSpec, console: Console, version: str | None = None) -> SweepSpec:
+    """``spec`` as it will run: the lean path only on the Ray minor version it was tested with; on any other the
+    plain Train V2 path, said in one line (``version``: for tests, default the installed Ray's)."""
+    if not spec.resources.lean:
+        return spec
+    from ._lean import unsupported
+
+    if (why := unsupported(version)) is None:
+        return spec
+    console.print(f"[yellow]{why}[/]", highlight=False)
+    return spec.model_copy(update={"resources": spec.resources.model_copy(update={"lean": False})})
 
 
 def local_resources() -> dict:
@@ -200,6 +194,8 @@ def _start_ray(verbose: bool, lean: bool, dashboard: bool = False) -> bool:
         return False
     quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
     if lean:  # job-wide: reaches every trial actor, Train controller and worker of this sweep
+        from ._lean import LEAN_ENV
+
         quiet["runtime_env"] = {"env_vars": dict(LEAN_ENV)}
     if os.environ.get("RAY_ADDRESS"):
         # Joining an existing cluster: never pass num_cpus/resources (DESIGN.md).
@@ -213,33 +209,10 @@ def _start_ray(verbose: bool, lean: bool, dashboard: bool = False) -> bool:
     if not lean:
         ray.init(resources={TRIAL_RESOURCE: 10_000}, include_dashboard=dashboard, **quiet)
         return True
-    from ._inline import LOCAL_RAY_ENV
+    from ._lean import local_ray_start
 
-    quiet["runtime_env"]["env_vars"][LOCAL_RAY_ENV] = "1"  # no autoscaler here: see _inline.LocalScaling
-    saved = {k: os.environ.get(k) for k in LOCAL_LEAN_ENV}
-    if not dashboard:  # read by the node's dashboard agent, which inherits this process's environment
-        os.environ.update(LOCAL_LEAN_ENV)
-    import ray._private.ray_constants as ray_constants
-    from ray._private.node import Node
-
-    setup_worker, start_log_monitor = ray_constants.SETUP_WORKER_FILENAME, Node.start_log_monitor
-    # os.path.join(ray's workers dir, an absolute path) is that path: the raylet starts workers through ours
-    ray_constants.SETUP_WORKER_FILENAME = str(Path(__file__).with_name("_setup_worker.py"))
-    if not verbose:
-        # The log monitor tails every worker's log files to publish their lines to drivers that print
-        # them; with log_to_driver off nothing subscribes. ~0.9 % of a core while a sweep runs (0.8 of
-        # 92 CPU-seconds, measured), taken from two concurrent trials' training. Worker errors reach Tune
-        # by exceptions, not logs; the log files stay in the session directory.
-        Node.start_log_monitor = lambda node: None
-    try:
+    with local_ray_start(quiet["runtime_env"], verbose, dashboard):
         ray.init(resources={TRIAL_RESOURCE: 10_000}, include_dashboard=dashboard, **quiet)
-    finally:
-        ray_constants.SETUP_WORKER_FILENAME, Node.start_log_monitor = setup_worker, start_log_monitor
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return True
 
 
@@ -297,6 +270,7 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
     problems = check_spec(spec)
     if problems:
         raise SpecError(problems)
+    spec = lean_or_plain(spec, console)
     table = prepare_data(spec, console)
     stats = label_stats(table)
     if table.input_kind == "features" and spec.model.backbone != "mlp":
@@ -358,6 +332,8 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
         for f in ("trials.csv", "report.md"):
             tracking.client.log_artifact(parent_run_id, str(report_dir / f))
         _report.print_table(summary, spec.search.metric, console)
+        if (late := _report.tracking_summary(rows)) is not None:
+            console.print(f"[yellow]{late}[/]", highlight=False)
         _log_summary(tracking, parent_run_id, summary)
         try:  # the full report (tables, tests, plots) from what MLflow now holds; logged under report/
             from ._analysis import write_report
@@ -421,8 +397,13 @@ def _log_summary(tracking: Tracking, run_id: str, summary: list[dict]) -> None:
             mean = e[col][0]
             if not math.isnan(mean):
                 metrics.append(Metric(f"{key}/{col.replace('/', '_')}", mean, now, 0))
-    for i in range(0, len(metrics), 500):
-        tracking.client.log_batch(run_id, metrics=metrics[i:i + 500])
+    tracking.client.log_batch(run_id, metrics=metrics)  # MlflowClient splits it into MLflow's limits itself
+
+
+def _lean_sweeper() -> list:
+    from ._lean.inline import PlacementGroupSweeper
+
+    return [PlacementGroupSweeper()]
 
 
 def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resources, console, verbose, callbacks,
@@ -430,7 +411,6 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from ._inline import PlacementGroupSweeper
     from ._progress import ProgressView
     from ._tracking import RunStatusCallback
     from ._trial import TrialContext, run_trial
@@ -454,7 +434,7 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
     # global state, so nothing leaks from one trial into the next. Not with ASHA: a stopped
     # trial's function thread is still inside fit() when Tune resets the actor, the reset
     # times out and Tune fails the *next* trial ("Could not re-use actor", seen on ray 2.60).
-    # Where Tune reuses them, each keeps its Train workers for its next trial (_inline.WorkerReuse).
+    # Where Tune reuses them, each keeps its Train workers for its next trial (_lean/inline.py: WorkerReuse).
     reuse = spec.resources.lean and spec.scheduler.name == "fifo"
     ctx = TrialContext(tracking_uri=tracking.uri, storage_path=str(spec.storage_path), worker_defaults=worker_defaults,
                        num_workers=spec.resources.workers_per_trial, cpus_per_worker=spec.resources.cpus_per_worker,
@@ -469,7 +449,7 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
                             resources["max_concurrent_trials"], console)
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {TRIAL_RESOURCE: 1})
     driver_callbacks = [RunStatusCallback(tracking, t.epochs), progress, *callbacks,
-                        *([PlacementGroupSweeper()] if spec.resources.lean else [])]
+                        *(_lean_sweeper() if spec.resources.lean else [])]
     if resume:
         return _restore(spec, sweep_id, trainable, trials, driver_callbacks, progress)
     tuner = tune.Tuner(

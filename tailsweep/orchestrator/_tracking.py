@@ -127,13 +127,14 @@ class Tracking:
         from mlflow.entities import Param
 
         flat = flatten(params)
-        items = [Param(k, _param_value(v)) for k, v in flat.items()]
-        for i in range(0, len(items), 100):  # MLflow's batch limit
-            self.client.log_batch(run_id, params=items[i:i + 100])
+        # one call: MlflowClient.log_batch splits into MLflow's per-request limits itself
+        self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in flat.items()])
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        for k, v in tags.items():
-            self.client.set_tag(run_id, k, str(v)[:MAX_TAG])
+        from mlflow.entities import RunTag
+
+        if tags:  # one request, not one per tag
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:MAX_TAG]) for k, v in tags.items()])
 
     def end(self, run_id: str, status: str, only_if_running: bool = False) -> None:
         if only_if_running and self.client.get_run(run_id).info.status != "RUNNING":

@@ -18,7 +18,7 @@ class TrialContext:
     cpus_per_worker: float
     use_gpu: bool
     max_failures: int
-    lean: bool = True  # controller inside the trial process (orchestrator/_inline.py)
+    lean: bool = True  # controller inside the trial process (orchestrator/_lean/inline.py)
     reuse_workers: bool = False  # lean, and Tune reuses trial actors: keep Train workers between trials
 
 
@@ -32,8 +32,8 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
     from ..trainables._tracking import MlflowMetricsCallback
 
     if ctx.lean:
-        from ._inline import InlineTorchTrainer as TorchTrainer
-        from ._inline import lean_callbacks as report_callbacks
+        from ._lean.inline import InlineTorchTrainer as TorchTrainer
+        from ._lean.inline import lean_callbacks as report_callbacks
     else:
         from ray.train.torch import TorchTrainer
         from ray.tune.integration.ray_train import TuneReportCallback

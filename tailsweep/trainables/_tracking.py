@@ -8,7 +8,11 @@
   final checkpoint's ``artifacts/``: mlflow is then imported only where the controller runs, never
   in a Train worker (~1.3 CPU-seconds per trial, benchmarks/overhead.py).
 
-A tracking hiccup never kills training: failures are logged as warnings.
+A tracking hiccup never kills training, and loses no metric: an epoch whose write fails (after MLflow's own
+retries) is kept and written, in order, at the next report once the store answers; at the trial's last report
+(the one with test metrics) the callback waits up to ``FINAL_WAIT_S`` for the store. Each report then carries
+``tracking/late_points`` (points written after a failed try) and ``tracking/unwritten_points`` (still not
+written), which the sweep's summary reports.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from ray.train import UserCallback
 log = logging.getLogger(__name__)
 
 NON_METRIC_KEYS = {"epoch", "checkpoint_path"}
+LATE_KEY, UNWRITTEN_KEY = "tracking/late_points", "tracking/unwritten_points"
+FINAL_WAIT_S = 60.0  # at a trial's last report: how long to keep retrying points the store refused
 ARTIFACTS_DIR = "artifacts"  # in the final checkpoint: the files logged to the run's artifacts
 
 
@@ -79,30 +85,71 @@ class MlflowMetricsCallback(UserCallback):
             self._client = client
         return self._client
 
+    _pending: list | None = None  # (epoch, metrics batch) the store refused, oldest first
+    _late: int = 0
+
     def after_report(self, run_context, metrics, checkpoint):
         from mlflow.entities import Metric
 
         if self._warm is not None:
             self._warm.join()
             self._warm = None
+        if self._pending is None:
+            self._pending = []
         reported = metrics[0]
         step = int(reported.get("epoch", 0))
+        final = any(k.startswith("test/") for k in reported)  # the trial's last report carries its test metrics
+        batch = [Metric(k, v, int(time.time() * 1000), step) for k, v in numeric_metrics(reported).items()]
         try:
             client = self._get_client()
         except Exception as exc:
-            log.warning("MLflow: tracking store unreachable, epoch %s not logged: %s", step, exc)
-            return
-        if step and step <= self._last_epoch:
-            return  # an epoch redone after a worker restart: already logged once
-        ts = int(time.time() * 1000)
-        batch = [Metric(k, v, ts, step) for k, v in numeric_metrics(reported).items()]
-        try:
-            client.log_batch(self.run_id, metrics=batch)
-            self._last_epoch = max(self._last_epoch, step)
-        except Exception as exc:  # never let tracking kill a trial
-            log.warning("MLflow: could not log epoch %s metrics for run %s: %s", step, self.run_id, exc)
-        if checkpoint is not None:
+            log.warning("MLflow: tracking store unreachable, epoch %s kept to write later: %s", step, exc)
+            client = None
+        if client is not None and step and step <= self._last_epoch:
+            batch = []  # an epoch redone after a worker restart: already logged once
+        fresh = (step, batch) if batch else None
+        if fresh is not None:
+            self._pending.append(fresh)
+        deadline = time.monotonic() + (FINAL_WAIT_S if final else 0.0)
+        tries = 0
+        while True:
+            client = client or self._try_client()
+            if client is not None:
+                self._flush(client, fresh if tries == 0 else None)
+            tries += 1
+            if not self._pending or time.monotonic() >= deadline:
+                break
+            time.sleep(2.0)
+        if self._pending:
+            epochs = [e for e, _ in self._pending]
+            log.warning("MLflow: run %s: %d point(s) of epoch(s) %s not written yet%s", self.run_id,
+                        sum(len(b) for _, b in self._pending), epochs, " (the trial has ended)" if final else "")
+        reported[LATE_KEY] = self._late
+        reported[UNWRITTEN_KEY] = sum(len(b) for _, b in self._pending)
+        if checkpoint is not None and client is not None:
             self._log_checkpoint_artifacts(client, checkpoint)
+
+    def _try_client(self):
+        try:
+            return self._get_client()
+        except Exception:
+            return None
+
+    def _flush(self, client, fresh=None) -> None:
+        """Write the kept batches in order; stop at the first the store refuses (kept for the next try). A batch
+        written after the report that made it (any but ``fresh``) counts as late."""
+        while self._pending:
+            step, batch = self._pending[0]
+            try:
+                client.log_batch(self.run_id, metrics=batch)
+            except Exception as exc:  # never let tracking kill a trial
+                log.warning("MLflow: could not log epoch %s metrics for run %s (kept to retry): %s", step,
+                            self.run_id, exc)
+                return
+            entry = self._pending.pop(0)
+            if entry is not fresh:
+                self._late += len(batch)
+            self._last_epoch = max(self._last_epoch, step)
 
     def _log_checkpoint_artifacts(self, client, checkpoint) -> None:
         try:

@@ -135,7 +135,7 @@ def _maybe_fault(epoch: int, scheme: str) -> None:
 
 
 def end_process_group() -> None:
-    """Run on a Train worker kept for the next trial (``orchestrator/_inline.WorkerReuse``) when its run
+    """Run on a Train worker kept for the next trial (``orchestrator/_lean/inline.py: WorkerReuse``) when its run
     ends: destroy the default torch process group. Ray Train destroys it only for groups of more than one
     worker; the next run's set-up would find it initialised and fail ("initialize the default process
     group twice")."""
@@ -144,7 +144,7 @@ def end_process_group() -> None:
 
 
 def fresh_checkpoint_upload_pool() -> None:
-    """Run on a reused Train worker (``orchestrator/_inline.WorkerReuse``) after Ray Train set up its new
+    """Run on a reused Train worker (``orchestrator/_lean/inline.py: WorkerReuse``) after Ray Train set up its new
     run context: give the context a checkpoint-upload thread pool of its own. Ray 2.60's ``TrainContext``
     declares the pool as a dataclass default, one executor shared by every context of the process, and
     shuts it down when a training function returns; the next run in the same process would fail at its

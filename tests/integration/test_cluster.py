@@ -535,7 +535,7 @@ def test_a_killed_sweep_driver_resumes_on_the_cluster(tmp_path, cluster, cluster
     every trial once, FINISHED, every epoch logged once."""
     import io
 
-    from tailsweep.orchestrator._cluster import TERMINAL, follow, submit
+    from tailsweep.orchestrator._cluster import follow, is_terminal, submit
     from tailsweep.trainables.worker import FAULT_ENV, FAULT_ONCE_ENV
 
     spec = _spec_file(tmp_path, cluster, schemes=["unweighted", "inverse_frequency", "focal"],
@@ -546,13 +546,13 @@ def test_a_killed_sweep_driver_resumes_on_the_cluster(tmp_path, cluster, cluster
     deadline = time.monotonic() + 300
     while not held.exists():
         status = str(head.client.get_job_status(job).value)
-        assert status not in TERMINAL, head.client.get_job_logs(job)[-3000:]
+        assert not is_terminal(status), head.client.get_job_logs(job)[-3000:]
         assert time.monotonic() < deadline, "the second trial never reached epoch 2"
         time.sleep(1)
     time.sleep(4)  # past Tune's experiment-state period
     driver = head.client.get_job_info(job).driver_info
     os.kill(int(driver.pid), signal.SIGKILL)  # a process of this machine: the cluster's nodes run here
-    while (status := str(head.client.get_job_status(job).value)) not in TERMINAL:
+    while not is_terminal(status := str(head.client.get_job_status(job).value)):
         assert time.monotonic() < deadline + 120
         time.sleep(1)
     assert status == "FAILED"

@@ -11,7 +11,7 @@ import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from tailsweep.orchestrator._inline import (
+from tailsweep.orchestrator._lean.inline import (
     PLACEMENT_GROUP_KEY,
     PlacementGroupSweeper,
     WorkerReuse,
@@ -113,7 +113,7 @@ def test_sweep_statuses_metrics_and_artifacts(tmp_path):
     finally:
         del os.environ[FAULT_ENV]
     # a local lean Ray: workers start through tailsweep's launcher, no autoscaler coordinator is started
-    assert "tailsweep/orchestrator/_setup_worker.py" in local.raylet_args
+    assert "tailsweep/orchestrator/_lean/setup_worker.py" in local.raylet_args
     assert "RayTrainWorker" in local.actor_classes
     # not verbose: nothing prints worker output, so no log monitor tails it (orchestrator/_sweep.py)
     assert "raylet" in local.process_types and "log_monitor" not in local.process_types, local.process_types
@@ -183,7 +183,7 @@ def test_two_workers_per_trial_on_two_cpus(tmp_path):
     assert all(r["status"] == "DONE" and r["test/macro_f1"] is not None for r in result.rows)
     assert len(procs.seen["effective_number"]) == 4 and len(set(procs.seen["effective_number"])) == 1, procs.seen
     # two workers need Train's real barrier: one synchronisation actor, kept for the second trial
-    # (orchestrator/_inline.py: SyncActorReuse)
+    # (orchestrator/_lean/inline.py: SyncActorReuse)
     assert sync.created == 1
 
 
@@ -268,10 +268,10 @@ def test_worker_restart_logs_every_epoch_exactly_once(tmp_path, checkpoint_every
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], (key, run.info.run_name)
     assert all(r["status"] == "DONE" and r["test/macro_f1"] is not None for r in result.rows)
     # three one-worker groups (the failed one, its restart, the next trial): no synchronisation actor
-    # at all (orchestrator/_inline.py: SoloBarrier answers the reports' barrier in the worker)
+    # at all (orchestrator/_lean/inline.py: SoloBarrier answers the reports' barrier in the worker)
     assert sync.created == 0
     # Train worker processes: the failed trial's first, its restart -- kept for the next trial
-    # (orchestrator/_inline.py: WorkerReuse), which trains on it without a process start of its own
+    # (orchestrator/_lean/inline.py: WorkerReuse), which trains on it without a process start of its own
     restarted = procs.seen["inverse_frequency"][-1]
     assert set(procs.seen["unweighted"]) == {restarted}, procs.seen
 
@@ -403,3 +403,23 @@ def test_parked_worker_groups_are_kept_for_the_next_trial_and_released_otherwise
         _assert_cpus_return(2)
     finally:
         ray.shutdown()
+
+
+def test_on_another_ray_minor_version_a_sweep_runs_the_plain_path_and_says_so(tmp_path, monkeypatch):
+    """The lean path is fenced to the Ray minor version it was tested with: reported as 2.61, Ray's public
+    Train V2 path runs the same sweep (a controller actor per trial, Ray's own worker launcher)."""
+    import io
+
+    from rich.console import Console
+
+    monkeypatch.setattr(ray, "__version__", "2.61.0")
+    table = make_features_table(tmp_path / "t", n=(80, 30, 30))
+    out = io.StringIO()
+    spec = _spec(tmp_path, table, "schemes=[unweighted, focal]", "seeds=[0]", "train.epochs=2")
+    assert spec.resources.lean  # asked for
+    result = run_sweep(spec, console=Console(file=out, width=300))
+    assert "Ray 2.61.0 is not the version the lean path was tested with" in out.getvalue()
+    assert [r["status"] for r in result.rows] == ["DONE", "DONE"]
+    _, _, children = _runs(spec, result)
+    assert sorted(r.info.status for r in children) == ["FINISHED", "FINISHED"]
+    assert all("test/macro_ap" in r.data.metrics for r in children)

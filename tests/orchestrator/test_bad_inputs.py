@@ -324,3 +324,20 @@ def test_import_images_binary_csv_is_named(tmp_path):
                       "--image-col", "image", "--labels-col", "label"], tmp_path)
     assert code == 2 and str(tmp_path / "rows.csv") in out and "UTF-8" in out
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_ray_validator_is_reported_as_the_installation(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_validator(name, *args, **kwargs):
+        if name == "ray.autoscaler._private.util":
+            raise ImportError("No module named 'jsonschema'")
+        return real_import(name, *args, **kwargs)
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"cluster_name": "x", "provider": {"type": "local", "head_ip": "127.0.0.1"}}))
+    monkeypatch.setattr(builtins, "__import__", no_validator)
+    code, out = _run(["sweep", "--dry-run", "--cluster", cfg], tmp_path)
+    assert code == 2 and "an installation problem, not your config" in out and "jsonschema" in out

@@ -1,11 +1,11 @@
-"""The one-worker barrier that stands in for Train's synchronisation actor (orchestrator/_inline.py).
+"""The one-worker barrier that stands in for Train's synchronisation actor (orchestrator/_lean/inline.py).
 Its use inside real sweeps is covered by tests/integration/test_sweep.py."""
 
 import pickle
 
 import pytest
 
-from tailsweep.orchestrator._inline import SoloBarrier
+from tailsweep.orchestrator._lean.inline import SoloBarrier
 
 
 def test_solo_barrier_hands_rank_zero_its_value_and_refuses_other_ranks():

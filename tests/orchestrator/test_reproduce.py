@@ -167,3 +167,24 @@ def test_every_published_dataset_is_known_with_its_protocol():
     assert HMC_DATASETS["enron_others"] == (1000, 133, 1e-5, 0.756)
     over = hmc_overrides("diatoms_others", [("mcloss", 0)], "t", "r")
     assert "train.lr=1e-05" in over and "train.lr_schedule=constant" in over and "train.epochs=474" in over
+
+
+def test_friedman_tie_correction_by_hand_and_against_scipy():
+    from scipy.stats import rankdata
+
+    from tailsweep.orchestrator._reproduce import friedman
+
+    # 3 datasets x 3 schemes; dataset 1 ties schemes b and c. Ranks (1 = best):
+    # d0: a 1, b 2, c 3;  d1: a 1, b 2.5, c 2.5;  d2: a 2, b 1, c 3  -> average ranks 4/3, 11/6, 17/6
+    ranks = np.array([[1, 2, 3], [1, 2.5, 2.5], [2, 1, 3]])
+    n, k = 3, 3
+    avg = ranks.mean(0)
+    plain = 12 * n / (k * (k + 1)) * (np.sum(avg**2) - k * (k + 1) ** 2 / 4)  # 3.5
+    assert plain == pytest.approx(3.5)
+    # one tie group of 2 in one row: sum (t^3 - t) = 6; correction 1 - 6 / (3 * 3 * 8) = 11/12
+    stat, p = friedman(ranks)
+    assert stat == pytest.approx(3.5 / (11 / 12))
+    values = [[0.3, 0.2, 0.1], [0.3, 0.2, 0.2], [0.2, 0.3, 0.1]]  # the same ranking on values
+    assert np.array_equal(np.array([rankdata(-np.array(r)) for r in values]), ranks)
+    expected = friedmanchisquare(*np.array(values).T)
+    assert stat == pytest.approx(expected.statistic) and p == pytest.approx(expected.pvalue)

@@ -1,4 +1,4 @@
-"""The worker launcher of a local lean Ray (orchestrator/_setup_worker.py), run as the raylet runs it."""
+"""The worker launcher of a local lean Ray (orchestrator/_lean/setup_worker.py), run as the raylet runs it."""
 
 import json
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import tailsweep.orchestrator._setup_worker as setup_worker
+import tailsweep.orchestrator._lean.setup_worker as setup_worker
 
 SCRIPT = Path(setup_worker.__file__)
 

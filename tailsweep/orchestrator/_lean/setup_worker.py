@@ -10,7 +10,7 @@ no command prefix (container), no other interpreter (conda, uv, pip), no entry-p
 ``ray._private.utils.update_envs``); any other context goes to Ray's own ``setup_worker.py`` unchanged.
 
 Run as a script by the raylet, never imported by the package: standard library only. Installed by
-``_sweep._start_ray`` for the Ray it starts itself (``resources.lean``), over ray 2.60's
+``_lean.local_ray_start`` for the Ray it starts itself (``resources.lean``), over ray 2.60's
 ``ray_constants.SETUP_WORKER_FILENAME`` (pinned by constraints.txt; every integration test starts its
 workers through it).
 """

@@ -323,7 +323,7 @@ class WorkerReuse:
     def park(self, key: tuple, state, runs: int) -> None:
         import ray
 
-        from ..trainables.worker import end_process_group
+        from ...trainables.worker import end_process_group
 
         ray.get([w.execute_async(end_process_group) for w in state.workers], timeout=60)
         done = [w.actor.shutdown.remote() for w in state.workers]  # the workers' shutdown hooks, as Train runs them
@@ -434,7 +434,7 @@ class ReusingWorkerGroup(WorkerGroup):
         if self._reused:
             import ray
 
-            from ..trainables.worker import fresh_checkpoint_upload_pool
+            from ...trainables.worker import fresh_checkpoint_upload_pool
 
             ray.get([w.execute_async(fresh_checkpoint_upload_pool) for w in workers])
 

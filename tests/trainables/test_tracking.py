@@ -1,0 +1,73 @@
+"""No silent metric loss (issue 19): epochs whose write the tracking store refuses are kept and written once it
+answers, and the counts reach the sweep's summary. A real SQLite MLflow store; only its availability is
+switched off for a while (its writes raise, as a down server's do after MLflow's retries)."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tailsweep.orchestrator._report import tracking_summary
+from tailsweep.trainables import _tracking
+from tailsweep.trainables._tracking import LATE_KEY, UNWRITTEN_KEY, MlflowMetricsCallback
+
+
+class Refusing:
+    """The real client, whose writes fail while ``down`` is set."""
+
+    def __init__(self, client):
+        self.client, self.down = client, False
+
+    def log_batch(self, *args, **kwargs):
+        if self.down:
+            raise ConnectionError("the store is down")
+        return self.client.log_batch(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+@pytest.fixture
+def run(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("t")
+    return uri, client, client.create_run(exp).info.run_id
+
+
+def _report(cb, epoch, final=False):
+    metrics = {"epoch": epoch, "train/loss": 1.0 / epoch, "val/macro_ap": 0.1 * epoch}
+    if final:
+        metrics["test/macro_ap"] = 0.5
+    cb.after_report(None, [metrics], None)
+    return metrics
+
+
+def test_refused_epochs_are_written_later_in_order_and_counted(run, monkeypatch):
+    uri, client, run_id = run
+    cb = MlflowMetricsCallback(uri, run_id)
+    cb._client = store = Refusing(cb._get_client())
+    assert _report(cb, 1)[LATE_KEY] == 0
+    store.down = True
+    m2, m3 = _report(cb, 2), _report(cb, 3)
+    assert m2[UNWRITTEN_KEY] == 2 and m3[UNWRITTEN_KEY] == 4  # two points per epoch kept
+    assert [m.step for m in client.get_metric_history(run_id, "train/loss")] == [1]
+    store.down = False
+    m4 = _report(cb, 4)
+    assert m4[LATE_KEY] == 4 and m4[UNWRITTEN_KEY] == 0
+    assert [m.step for m in client.get_metric_history(run_id, "train/loss")] == [1, 2, 3, 4]  # each once
+    assert tracking_summary([{"trial": "t", "tracking_late": 4, "tracking_unwritten": 0}]) == (
+        "MLflow: 4 metric point(s) were written late (the store refused writes for a while); none lost")
+
+
+def test_the_last_report_waits_for_the_store_then_says_what_was_never_written(run, monkeypatch):
+    uri, client, run_id = run
+    monkeypatch.setattr(_tracking, "FINAL_WAIT_S", 0.1)
+    cb = MlflowMetricsCallback(uri, run_id)
+    cb._client = store = Refusing(cb._get_client())
+    store.down = True
+    final = _report(cb, 1, final=True)
+    assert final[UNWRITTEN_KEY] == 3 and final[LATE_KEY] == 0
+    text = tracking_summary([{"trial": "focal seed=0", "tracking_late": 0, "tracking_unwritten": 3}])
+    assert "3 never written: focal seed=0 (3)" in text
+    assert tracking_summary([{"trial": "x", "tracking_late": 0, "tracking_unwritten": 0}]) is None
