@@ -591,6 +591,8 @@ def ui(runs_dir, uri, host, port, experiment):
     path = f"#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning" if exp else ""
     console.print(f"MLflow UI: http://{host}:{port}/{path}  (Ctrl-C to stop)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    # MLflow's GenAI job runner (huey consumer processes) serves nothing the runs view uses
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     sys.exit(_serve(cmd))
 
 
@@ -600,6 +602,8 @@ def _port_problem(host: str, port: int) -> str | None:
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # as servers bind (uvicorn does): only a listening socket refuses, not connections in TIME_WAIT
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

@@ -237,8 +237,10 @@ def test_launch_ui_serves_the_sweep(tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
     assert f"http://127.0.0.1:{port}/#/experiments/{result.experiment_id}/runs?workflowType=machine_learning" in out
     assert proc.returncode == 0 and leftover == [], leftover
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", port))  # the port is free again
+    with socket.socket() as s:  # the port is free again: nothing listens on it (TIME_WAIT connections may stay)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen()
 
 
 @pytest.mark.parametrize("checkpoint_every_s", [0, 600], ids=["resume-from-checkpoint", "redo-from-scratch"])
