@@ -225,8 +225,14 @@ class Head:
 
     def nodes(self) -> list[dict]:
         """Alive nodes (Ray's state API): node_id, node_ip, is_head_node, resources_total."""
-        data = self.get_json("/api/v0/nodes?limit=1000&detail=true")
-        rows = data.get("data", {}).get("result", {}).get("result", [])
+        from dataclasses import asdict, is_dataclass
+
+        from ray.util.state import StateApiClient
+        from ray.util.state.common import ListApiOptions, StateResource
+
+        client = StateApiClient(address=self.address, headers={"Content-Type": "application/json", **self._headers})
+        rows = client.list(StateResource.NODES, ListApiOptions(limit=1000, detail=True), raise_on_missing_output=False)
+        rows = [asdict(n) if is_dataclass(n) else dict(n) for n in rows]
         return [n for n in rows if n.get("state") == "ALIVE"]
 
 

@@ -341,3 +341,27 @@ def test_a_missing_ray_validator_is_reported_as_the_installation(tmp_path, monke
     monkeypatch.setattr(builtins, "__import__", no_validator)
     code, out = _run(["sweep", "--dry-run", "--cluster", cfg], tmp_path)
     assert code == 2 and "an installation problem, not your config" in out and "jsonschema" in out
+
+
+def test_ctrl_c_is_recorded_and_handed_to_tune_as_its_graceful_stop():
+    """Ctrl-C during a sweep (the whole path, exit 130 and the --resume command, is run for real in
+    tests/integration/test_resume.py): recorded, then sent to Tune as SIGUSR1, its documented stop signal."""
+    import os
+    import signal
+
+    from tailsweep.orchestrator._sweep import _Interrupt
+
+    got = []
+    before = signal.signal(signal.SIGUSR1, lambda *a: got.append("tune stops in order"))  # as Tune listens
+    try:
+        with _Interrupt() as interrupt:
+            assert os.environ["TUNE_DISABLE_SIGINT_HANDLER"] == "1"  # Tune leaves SIGINT to us
+            os.kill(os.getpid(), signal.SIGINT)
+            assert interrupt.seen and got == ["tune stops in order"]
+            # a second Ctrl-C interrupts at once
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+        assert "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGUSR1, before)
