@@ -142,11 +142,20 @@ def _sweep_on_cluster(spec, source, cluster_file, address, shared_dirs, dry_run,
                       f"MLflow {spec.tracking_uri}", highlight=False, markup=False)
         if dry_run:
             from ._plan import plan_trials
+            from ._sweep import plan_resources
 
-            console.print(f"{len(plan_trials(spec))} trials; every check passed; nothing submitted")
+            trials = plan_trials(spec)
+            total: dict[str, float] = {}
+            for n in nodes:
+                for k, v in (n.get("resources_total") or {}).items():
+                    total[k] = total.get(k, 0.0) + float(v)
+            plan = plan_resources(spec, total, len(trials))  # what the cluster's nodes could not place
+            console.print(f"{len(trials)} trials, up to {plan['max_concurrent_trials']} at a time on the cluster's "
+                          f"{total.get('CPU', 0):g} CPU(s) and {total.get('GPU', 0):g} GPU(s); every check passed; "
+                          "nothing submitted")
             return
         job_id = submit(head, spec, verbose, resume=resume)
-    except ClusterError as exc:
+    except (ClusterError, SpecError) as exc:
         _fail(str(exc))
     console.print(f"submitted job [bold]{job_id}[/]", highlight=False)
     if detach:

@@ -313,6 +313,17 @@ def test_node_local_storage_on_a_multi_node_cluster_is_refused(tmp_path, cluster
     assert "node-local" in out and "--shared-dir" in out and "shared_paths" in out and "s3://" in out
 
 
+def test_dry_run_checks_the_plan_against_the_clusters_resources(tmp_path, cluster, cluster_yaml, auth):
+    spec = _spec_file(tmp_path, cluster)
+    code, out = _launch("sweep", str(spec), "--cluster", str(cluster_yaml), "--shared-dir", str(tmp_path), "--dry-run")
+    text = " ".join(out.split())
+    assert code == 0 and "2 trials, up to 2 at a time on the cluster's 2 CPU(s)" in text and "nothing submitted" in text
+    big = _spec_file(tmp_path, cluster, resources={"workers_per_trial": 3})  # 3 CPUs a trial; the nodes have 1 each
+    code, out = _launch("sweep", str(big), "--cluster", str(cluster_yaml), "--shared-dir", str(tmp_path), "--dry-run")
+    text = " ".join(out.split())
+    assert code == 2 and "3 CPUs but the cluster has 2" in text
+
+
 def test_sqlite_tracking_on_a_cluster_is_refused(tmp_path, cluster, cluster_yaml, auth):
     out = _refused(tmp_path, cluster, cluster_yaml, "--shared-dir", str(tmp_path),
                    tracking__uri=f"sqlite:///{tmp_path}/mlflow.db")
