@@ -1,76 +1,35 @@
 """Loss-weighting schemes for long-tailed multi-label learning (METHODS.md).
 
-Imports neither Ray nor MLflow. ``build_loss(name, stats, **params)`` is the one factory.
+Imports neither Ray nor MLflow. ``build_loss(name, stats, **params)`` is the one factory. The registry
+(``SCHEMES``, ``get_scheme``, the parameter checks) imports no torch, so that the spec check and light
+commands (``launch schemes``) start fast; the loss modules are imported on first use of their names.
 """
 
-from ._ensemble import (
-    UNCERTAINTIES,
-    NodeImbalanceFocalLoss,
-    NodeImbalanceLoss,
-    default_k,
-    ensemble_coherent,
-    schedule_fraction,
-    uncertainty,
-)
-from ._flat import (
-    AsymmetricLoss,
-    DistributionBalancedLoss,
-    EffectiveNumberBCE,
-    FocalLoss,
-    InverseFrequencyBCE,
-    LogitAdjustedBCE,
-    PosWeightBCE,
-    SqrtInverseFrequencyBCE,
-    UnweightedBCE,
-    WeightedBCE,
-    focal_factor,
-)
-from ._hierarchy import Hierarchy, MCLoss, node_imbalance_weights, subtree_counts
-from ._registry import SCHEMES, Param, SchemeInfo, UnknownSchemeError, build_loss, get_scheme
-from ._weights import (
-    distribution_balanced_bias,
-    effective_number_weights,
-    inverse_counts,
-    inverse_frequency_weights,
-    log_prior_odds,
-    logit_adjustments,
-    pos_weight_weights,
-)
+from __future__ import annotations
 
-__all__ = [
-    "SCHEMES",
-    "AsymmetricLoss",
-    "DistributionBalancedLoss",
-    "EffectiveNumberBCE",
-    "FocalLoss",
-    "Hierarchy",
-    "MCLoss",
-    "NodeImbalanceFocalLoss",
-    "NodeImbalanceLoss",
-    "UNCERTAINTIES",
-    "default_k",
-    "ensemble_coherent",
-    "schedule_fraction",
-    "uncertainty",
-    "InverseFrequencyBCE",
-    "LogitAdjustedBCE",
-    "Param",
-    "PosWeightBCE",
-    "SchemeInfo",
-    "SqrtInverseFrequencyBCE",
-    "UnknownSchemeError",
-    "UnweightedBCE",
-    "WeightedBCE",
-    "build_loss",
-    "distribution_balanced_bias",
-    "effective_number_weights",
-    "focal_factor",
-    "get_scheme",
-    "inverse_counts",
-    "inverse_frequency_weights",
-    "log_prior_odds",
-    "logit_adjustments",
-    "node_imbalance_weights",
-    "pos_weight_weights",
-    "subtree_counts",
-]
+import importlib
+
+from ._registry import SCHEMES, Param, SchemeInfo, UnknownSchemeError, build_loss, get_scheme
+
+_LAZY = {
+    "._ensemble": ("UNCERTAINTIES", "NodeImbalanceFocalLoss", "NodeImbalanceLoss", "default_k", "ensemble_coherent",
+                   "schedule_fraction", "uncertainty"),
+    "._flat": ("AsymmetricLoss", "DistributionBalancedLoss", "EffectiveNumberBCE", "FocalLoss", "InverseFrequencyBCE",
+               "LogitAdjustedBCE", "PosWeightBCE", "SqrtInverseFrequencyBCE", "UnweightedBCE", "WeightedBCE",
+               "focal_factor"),
+    "._hierarchy": ("Hierarchy", "MCLoss", "node_imbalance_weights", "subtree_counts"),
+    "._weights": ("distribution_balanced_bias", "effective_number_weights", "inverse_counts",
+                  "inverse_frequency_weights", "log_prior_odds", "logit_adjustments", "pos_weight_weights"),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["SCHEMES", "Param", "SchemeInfo", "UnknownSchemeError", "build_loss", "get_scheme", *_WHERE]

@@ -15,13 +15,16 @@ from __future__ import annotations
 import torch
 
 from ..datasets import LabelStats
+from ._checks import (  # noqa: F401 (re-exported)
+    NEEDS_DISAGREEMENT,
+    REDUCTIONS,
+    SCHEDULES,
+    UNCERTAINTIES,
+    WEIGHT_TARGETS,
+    check_node_params,
+)
 from ._hierarchy import Hierarchy, MCLoss, node_imbalance_weights
 
-UNCERTAINTIES = ("margin", "entropy", "aleatoric", "epistemic", "gated_margin")
-NEEDS_DISAGREEMENT = ("epistemic", "gated_margin")
-SCHEDULES = ("none", "linear", "exponential", "alternate")
-WEIGHT_TARGETS = ("negatives", "positives")
-REDUCTIONS = ("sum", "mean")
 _EPS = 1e-7
 
 
@@ -76,38 +79,6 @@ def schedule_fraction(schedule: str, step: int, steps: int, power: float = 3.0) 
     if schedule == "alternate":
         return float(step % 2)
     raise ValueError(f"unknown schedule '{schedule}'; choose one of {', '.join(SCHEDULES)}")
-
-
-def check_node_params(omega=0.25, schedule="none", mix=1.0, weight_targets="negatives", schedule_power=3.0,
-                      heads=None, uncertainty=None, f_min=None, k=None, reduction="sum") -> list[str]:
-    """Every problem with a node_imbalance[_focal] parameter set (empty: fine). Used by the spec check
-    (before a sweep starts) and by the loss constructors, so both say the same thing."""
-    problems = []
-    if omega is None or omega < 0:
-        problems.append(f"omega must be >= 0, got {omega}")
-    if schedule not in SCHEDULES:
-        problems.append(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
-    if mix is None or not 0 <= mix <= 1:
-        problems.append(f"mix (lambda of the mixed loss) must be in [0, 1], got {mix}")
-    if weight_targets not in WEIGHT_TARGETS:
-        problems.append(f"weight_targets must be one of {', '.join(WEIGHT_TARGETS)}, got {weight_targets!r}")
-    if schedule_power is None or not schedule_power > 0:
-        problems.append(f"schedule_power (exponent of the exponential schedule) must be > 0, got {schedule_power}")
-    if heads is not None:
-        if float(heads) != int(heads) or heads < 1:
-            problems.append(f"heads must be a whole number >= 1, got {heads}")
-        if uncertainty not in UNCERTAINTIES:
-            problems.append(f"uncertainty must be one of {', '.join(UNCERTAINTIES)}, got {uncertainty!r}")
-        elif uncertainty in NEEDS_DISAGREEMENT and heads == 1:
-            problems.append(f"uncertainty '{uncertainty}' measures disagreement between heads: heads = 1 has none; "
-                            "set heads >= 2 (the paper uses 2-20) or pick margin, entropy or aleatoric")
-        if f_min is None or f_min < 0:
-            problems.append(f"f_min must be >= 0, got {f_min}")
-        if k is not None and k < 0:
-            problems.append(f"k must be >= 0, got {k}")
-        if reduction not in REDUCTIONS:
-            problems.append(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
-    return problems
 
 
 class NodeImbalanceLoss(MCLoss):

@@ -13,13 +13,17 @@ logit for logit_adjusted and distribution_balanced), not detached -- as the foca
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..datasets import LabelStats
+from ._checks import (  # noqa: F401 (re-exported: the checks live where the registry can import them without torch)
+    DB_BIAS,
+    check_distribution_balanced_params,
+    check_focal_gamma,
+    check_logit_adjusted_params,
+)
 from ._weights import (
     distribution_balanced_bias,
     effective_number_weights,
@@ -32,41 +36,6 @@ from ._weights import (
 
 def _buffer(x) -> torch.Tensor:
     return torch.as_tensor(x, dtype=torch.float32)
-
-
-def check_focal_gamma(focal_gamma=None, **_) -> list[str]:
-    """Problems with the focal modifier (empty: fine). Shared by the spec check and the constructors."""
-    if focal_gamma is None:
-        return []
-    if isinstance(focal_gamma, bool) or not isinstance(focal_gamma, int | float) or not focal_gamma >= 0:
-        return [f"focal_gamma must be >= 0 (or null: off), got {focal_gamma!r}"]
-    return []
-
-
-DB_BIAS = ("code", "paper")
-
-
-def check_distribution_balanced_params(alpha=0.1, beta=10.0, mu=0.2, lam=2.0, kappa=0.05,
-                                       focal_gamma=None, bias="code") -> list[str]:
-    """Problems with a distribution_balanced parameter set (empty: fine)."""
-    problems = [] if bias in DB_BIAS else [f"bias must be one of {', '.join(DB_BIAS)}, got {bias!r}"]
-    if alpha is None or not alpha >= 0:
-        problems.append(f"alpha (floor of the re-balancing weight) must be >= 0, got {alpha}")
-    if beta is None or not beta >= 0:
-        problems.append(f"beta (slope of the re-balancing map) must be >= 0, got {beta}")
-    if mu is None or not math.isfinite(mu):
-        problems.append(f"mu (centre of the re-balancing map) must be a finite number, got {mu}")
-    if lam is None or not lam > 0:
-        problems.append(f"lam (lambda, the negative-tolerant scale) must be > 0, got {lam}")
-    if kappa is None or not math.isfinite(kappa):
-        problems.append(f"kappa (logit bias scale) must be a finite number, got {kappa}")
-    return problems + check_focal_gamma(focal_gamma)
-
-
-def check_logit_adjusted_params(tau=1.0, focal_gamma=None) -> list[str]:
-    """Problems with a logit_adjusted parameter set (empty: fine)."""
-    problems = [] if tau is not None and tau >= 0 else [f"tau must be >= 0, got {tau}"]
-    return problems + check_focal_gamma(focal_gamma)
 
 
 def _raise(scheme: str, problems: list[str]) -> None:

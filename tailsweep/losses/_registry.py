@@ -7,34 +7,17 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from torch import nn
-
-from ..datasets import LabelStats
-from ._ensemble import (
+from ._checks import (
+    DB_BIAS,
     REDUCTIONS,
     SCHEDULES,
     UNCERTAINTIES,
     WEIGHT_TARGETS,
-    NodeImbalanceFocalLoss,
-    NodeImbalanceLoss,
-    check_node_params,
-)
-from ._flat import (
-    DB_BIAS,
-    AsymmetricLoss,
-    DistributionBalancedLoss,
-    EffectiveNumberBCE,
-    FocalLoss,
-    InverseFrequencyBCE,
-    LogitAdjustedBCE,
-    PosWeightBCE,
-    SqrtInverseFrequencyBCE,
-    UnweightedBCE,
     check_distribution_balanced_params,
     check_focal_gamma,
     check_logit_adjusted_params,
+    check_node_params,
 )
-from ._hierarchy import MCLoss
 
 
 @dataclass(frozen=True)
@@ -128,7 +111,7 @@ class SchemeInfo:
     """Metadata of one weighting scheme."""
 
     name: str
-    loss: type[nn.Module]
+    loss: str  # "module:Class" of the loss, imported when a loss is built (the registry itself needs no torch)
     summary: str
     paper: str
     params: Mapping[str, Param] = field(default_factory=dict)
@@ -136,6 +119,14 @@ class SchemeInfo:
     needs_ensemble: bool = False
     # Checks across a full parameter set (defaults filled in): returns every problem, empty if fine.
     check: Callable[..., list[str]] | None = None
+
+    @property
+    def loss_class(self):
+        """The loss's ``nn.Module`` class (imports torch)."""
+        import importlib
+
+        module, _, name = self.loss.partition(":")
+        return getattr(importlib.import_module(module, __package__), name)
 
     def problems(self, params: Mapping) -> list[str]:
         """Problems with ``params`` (missing ones take their defaults), each naming the scheme."""
@@ -165,28 +156,28 @@ _MAX_WEIGHT = {"max_weight": Param(None, nullable=True, gt=0, doc="clip weights 
 
 SCHEMES: dict[str, SchemeInfo] = {
     "unweighted": SchemeInfo(
-        "unweighted", UnweightedBCE, "plain BCE", "baseline of both seed papers",
+        "unweighted", "._flat:UnweightedBCE", "plain BCE", "baseline of both seed papers",
         dict(_FOCAL), check=check_focal_gamma),
     "inverse_frequency": SchemeInfo(
-        "inverse_frequency", InverseFrequencyBCE, "positives weighted 1/n_j (mean 1)",
+        "inverse_frequency", "._flat:InverseFrequencyBCE", "positives weighted 1/n_j (mean 1)",
         "baseline of Shen, Agrawal, Cheng, arXiv 2305.04379",
         _MAX_WEIGHT | _FOCAL, check=check_focal_gamma),
     "sqrt_inverse_frequency": SchemeInfo(
-        "sqrt_inverse_frequency", SqrtInverseFrequencyBCE, "positives weighted 1/sqrt(n_j) (mean 1)",
+        "sqrt_inverse_frequency", "._flat:SqrtInverseFrequencyBCE", "positives weighted 1/sqrt(n_j) (mean 1)",
         "common practice (e.g. Mahajan et al., ECCV 2018)",
         _MAX_WEIGHT | _FOCAL, check=check_focal_gamma),
     "pos_weight": SchemeInfo(
-        "pos_weight", PosWeightBCE, "positives weighted (N-n_j)/n_j, as BCEWithLogitsLoss(pos_weight)",
+        "pos_weight", "._flat:PosWeightBCE", "positives weighted (N-n_j)/n_j, as BCEWithLogitsLoss(pos_weight)",
         "common practice (PyTorch BCEWithLogitsLoss)",
         _MAX_WEIGHT | _FOCAL, check=check_focal_gamma),
     "effective_number": SchemeInfo(
-        "effective_number", EffectiveNumberBCE,
+        "effective_number", "._flat:EffectiveNumberBCE",
         "class-balanced by effective number; beta=0 unweighted, beta->1 inverse frequency",
         "Cui et al., CVPR 2019; tailsweep's reading of Shen et al., arXiv 2305.04379",
         {"beta": Param(0.999, 0.9, 0.9999, "log1m", ge=0, lt=1, doc="in [0, 1); larger = closer to inverse frequency"),
          **_FOCAL}, check=check_focal_gamma),
     "distribution_balanced": SchemeInfo(
-        "distribution_balanced", DistributionBalancedLoss,
+        "distribution_balanced", "._flat:DistributionBalancedLoss",
         "re-balancing weight alpha + sigmoid(beta (r - mu)), r = (1/n_j) / sum of 1/n_k over the row's "
         "positives, on a negative-tolerant BCE of z + b, b_j = -kappa log(N/n_j - 1) / lam (the authors' code)",
         "Wu et al., ECCV 2020 (distribution-balanced loss)",
@@ -200,32 +191,32 @@ SCHEMES: dict[str, SchemeInfo] = {
                            "nu_j = -kappa log(N/n_j - 1), the opposite direction"),
          **_FOCAL}, check=check_distribution_balanced_params),
     "logit_adjusted": SchemeInfo(
-        "logit_adjusted", LogitAdjustedBCE,
+        "logit_adjusted", "._flat:LogitAdjustedBCE",
         "BCE on z_j + tau log(n_j / (N - n_j)) in training, plain z at inference; tau=0 unweighted",
         "Menon et al., ICLR 2021 (logit adjustment, sigmoid form)",
         {"tau": Param(1.0, 0.25, 2.0, ge=0, doc="scale of the prior log-odds shift, >= 0; 0 = plain BCE"),
          **_FOCAL}, check=check_logit_adjusted_params),
     "focal": SchemeInfo(
-        "focal", FocalLoss, "(1-p_t)^gamma modulation with alpha balance", "Lin et al., ICCV 2017",
+        "focal", "._flat:FocalLoss", "(1-p_t)^gamma modulation with alpha balance", "Lin et al., ICCV 2017",
         {"gamma": Param(2.0, 0.5, 3.0, ge=0, doc="focusing parameter >= 0"),
          "alpha": Param(0.25, nullable=True, ge=0, le=1, doc="positive balance in [0, 1]; null disables")}),
     "asymmetric": SchemeInfo(
-        "asymmetric", AsymmetricLoss, "asymmetric focusing with probability margin on negatives",
+        "asymmetric", "._flat:AsymmetricLoss", "asymmetric focusing with probability margin on negatives",
         "Ridnik et al., ICCV 2021 (mean, not their sum)",
         {"gamma_pos": Param(0.0, ge=0, doc="positive focusing >= 0"),
          "gamma_neg": Param(4.0, 1.0, 6.0, ge=0, doc="negative focusing >= 0"),
          "clip": Param(0.05, 0.0, 0.1, ge=0, lt=1, doc="probability margin m in [0, 1)")}),
     "mcloss": SchemeInfo(
-        "mcloss", MCLoss, "C-HMCNN max constraint loss (BCE on MCM outputs); hierarchies only",
+        "mcloss", "._hierarchy:MCLoss", "C-HMCNN max constraint loss (BCE on MCM outputs); hierarchies only",
         "Giunchiglia & Lukasiewicz, NeurIPS 2020 (C-HMCNN)", needs_hierarchy=True),
     "node_imbalance": SchemeInfo(
-        "node_imbalance", NodeImbalanceLoss,
+        "node_imbalance", "._ensemble:NodeImbalanceLoss",
         "mcloss with node-wise weights N/(C n-bar_j), rescaled to [omega, omega + w_max], on negative targets "
         "(the authors' code; weight_targets: positives for the other reading)",
         "Xu et al., arXiv 2602.08986", needs_hierarchy=True,
         params=dict(_NODE_PARAMS), check=check_node_params),
     "node_imbalance_focal": SchemeInfo(
-        "node_imbalance_focal", NodeImbalanceFocalLoss,
+        "node_imbalance_focal", "._ensemble:NodeImbalanceFocalLoss",
         "node_imbalance on an ensemble of heads, each term scaled by (f_min + u^k), u the heads' uncertainty",
         "Xu et al., arXiv 2602.08986", needs_hierarchy=True, needs_ensemble=True, check=check_node_params,
         params={
@@ -256,7 +247,7 @@ def get_scheme(name: str) -> SchemeInfo:
             f"unknown scheme '{name}'{hint}; valid schemes: {', '.join(SCHEMES)}") from None
 
 
-def build_loss(name: str, stats: LabelStats, **params) -> nn.Module:
+def build_loss(name: str, stats, **params):
     """Build scheme ``name`` from training-split statistics; unknown params raise with the valid ones."""
     info = get_scheme(name)
     if info.needs_hierarchy and not any(stats.parents):
@@ -269,4 +260,4 @@ def build_loss(name: str, stats: LabelStats, **params) -> nn.Module:
     if problems := info.problems(params):
         raise ValueError("; ".join(problems))
     full = {k: p.default for k, p in info.params.items()} | params
-    return info.loss.from_label_stats(stats, **full)
+    return info.loss_class.from_label_stats(stats, **full)

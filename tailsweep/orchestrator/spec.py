@@ -76,11 +76,16 @@ class ModelSpec(_Model):
 
     @model_validator(mode="after")
     def _pretrained(self) -> ModelSpec:
+        if not self.freeze:  # (the models module imports torch: only when it can matter)
+            return self._no_weights_for_mlp()
         from ..trainables._models import BUNDLED
 
         if self.freeze and self.backbone not in BUNDLED and self.weights is None:
             raise ValueError(f"model.freeze: backbone '{self.backbone}' is randomly initialised; freezing it would "
                              f"train on random features -- use {', '.join(BUNDLED)} or give model.weights")
+        return self._no_weights_for_mlp()
+
+    def _no_weights_for_mlp(self) -> ModelSpec:
         if self.backbone == "mlp" and (self.freeze or self.weights):
             raise ValueError("model.weights / model.freeze apply to image backbones, not 'mlp'")
         return self

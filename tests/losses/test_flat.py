@@ -315,4 +315,4 @@ def test_invalid_params_are_named(name, params, word):
     with pytest.raises(ValueError, match=word):
         build_loss(name, STATS, **params)
     with pytest.raises(ValueError, match=word):  # the classes check too, not only the registry
-        SCHEMES[name].loss.from_label_stats(STATS, **params)
+        SCHEMES[name].loss_class.from_label_stats(STATS, **params)

@@ -95,3 +95,17 @@ def test_resume_refusals_name_the_fix(tmp_path):
     # found, but Tune never saved a state for it: refused before any trial, with what to do instead
     r = launch("sweep", str(spec), "--resume", "demo-20260102")
     assert r.returncode == 2 and "has no Tune state" in r.stderr and "without --resume" in r.stderr
+
+
+def test_light_commands_import_no_torch_ray_or_mlflow():
+    """`launch --help`, `launch schemes` and the spec check start in well under a second (docs/benchmarks.md,
+    benchmarks/startup.py) because they import none of the heavy libraries; this guards that."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from tailsweep.orchestrator.cli import main; "
+            "r = CliRunner().invoke(main, ['schemes']); assert r.exit_code == 0, r.output; "
+            "from tailsweep.orchestrator.spec import load_spec; load_spec(None, ['train.epochs=2']); "
+            "print(sorted(m for m in ('torch', 'ray', 'mlflow', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
