@@ -216,9 +216,29 @@ def _start_ray(verbose: bool, lean: bool, dashboard: bool = False) -> bool:
     return True
 
 
-def find_resumable(root: Path, sweep: str) -> tuple[SweepSpec, str]:
+# What `--resume` may override: where results go and how trials are placed -- never what the trials are.
+RESUME_OVERRIDABLE = ("tracking.dir", "tracking.uri", "tracking.storage", "resources.")
+
+
+def resume_override_problems(overrides) -> list[str]:
+    """Every ``--set`` a resumed sweep cannot take (it would change the trial plan), naming the key."""
+    from .spec import parse_override
+
+    problems = []
+    for item in overrides:
+        keys, _ = parse_override(item)
+        key = ".".join(keys)
+        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUME_OVERRIDABLE):
+            problems.append(f"--set {key}: a resumed sweep keeps the settings it started with (they define its "
+                            "trials); --resume takes only tracking.dir, tracking.uri, tracking.storage and "
+                            "resources.* -- start a new sweep to change the others")
+    return problems
+
+
+def find_resumable(root: Path, sweep: str, overrides=()) -> tuple[SweepSpec, str]:
     """The stored spec and id of a sweep under ``root`` (its tracking.dir) to resume: an id, a unique
-    prefix of one, or ``latest``. Its spec is the one it started with (``sweeps/<id>/spec.yaml``)."""
+    prefix of one, or ``latest``. Its spec is the one it started with (``sweeps/<id>/spec.yaml``), with
+    ``overrides`` that cannot change its trials (:data:`RESUME_OVERRIDABLE`) applied."""
     from .spec import load_spec
 
     found = sorted((d for d in (root / "sweeps").glob("*") if (d / "spec.yaml").is_file()),
@@ -233,7 +253,7 @@ def find_resumable(root: Path, sweep: str) -> tuple[SweepSpec, str]:
                          f"{root}/sweeps; known (latest 10): {known}, or 'latest'")
     sweep_dir = hits[0]
     # The stored spec may name tracking.dir relative to where the sweep started: pin it to where it was found.
-    spec = load_spec(sweep_dir / "spec.yaml", [f"tracking.dir={root}"])
+    spec = load_spec(sweep_dir / "spec.yaml", [*overrides, f"tracking.dir={root}"])
     _check_restorable(spec, sweep_dir.name)  # before any data, MLflow or Ray work
     return spec, sweep_dir.name
 

@@ -68,8 +68,10 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, addre
         spec = load_spec(spec_file, overrides)
         sweep_id = None
         if resume and overrides:
-            _fail("--resume keeps the spec the sweep started with: drop --set (the spec file, if given, only "
-                  "locates tracking.dir)")
+            from ._sweep import resume_override_problems
+
+            if problems := resume_override_problems(overrides):
+                raise SpecError(problems, "--resume")
         if show_spec and not resume:
             click.echo(spec_to_yaml(spec), nl=False)
             return
@@ -81,7 +83,7 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, addre
             from ._sweep import SweepError, find_resumable
 
             try:
-                spec, sweep_id = find_resumable(spec.root, resume)
+                spec, sweep_id = find_resumable(spec.root, resume, overrides)
             except SweepError as exc:
                 _fail(str(exc))
             console.print(f"resuming sweep [bold]{sweep_id}[/]", highlight=False)

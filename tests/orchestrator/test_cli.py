@@ -90,8 +90,14 @@ def test_resume_refusals_name_the_fix(tmp_path):
     assert r.returncode == 2 and "matches several sweeps" in r.stderr and "demo-20260102-000000" in r.stderr
     r = launch("sweep", str(spec), "--resume", "other")
     assert r.returncode == 2 and "matches no sweep" in r.stderr
-    r = launch("sweep", str(spec), "--resume", "latest", "--set", "train.epochs=3")
-    assert r.returncode == 2 and "keeps the spec the sweep started with" in r.stderr
+    r = launch("sweep", str(spec), "--resume", "latest", "--set", "train.epochs=3", "--set", "schemes=[focal]")
+    err = " ".join(r.stderr.split())
+    assert r.returncode == 2 and "--set train.epochs: a resumed sweep keeps the settings it started with" in err
+    assert "--set schemes:" in err and "resources.*" in err
+    # overrides that cannot change the trials are taken (the refusal below is about the missing Tune state)
+    r = launch("sweep", str(spec), "--resume", "latest", "--set", "resources.max_concurrent_trials=1",
+               "--set", f"tracking.dir={tmp_path / 'runs'}")
+    assert r.returncode == 2 and "has no Tune state" in r.stderr
     # found, but Tune never saved a state for it: refused before any trial, with what to do instead
     r = launch("sweep", str(spec), "--resume", "demo-20260102")
     assert r.returncode == 2 and "has no Tune state" in r.stderr and "without --resume" in r.stderr
