@@ -448,7 +448,10 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
         "precision": t.precision,
     }
     common = {k: v for k, v in worker_defaults.items() if k not in ("stats", "scheme", "lr")}
-    run_ids = tracking.plan_child_runs(parent_run_id, sweep_id, trials, common)
+    from ._tracking import dataset_inputs
+
+    run_ids = tracking.plan_child_runs(parent_run_id, sweep_id, trials, common,
+                                       dataset_inputs(table, tuple(t.train_splits)))
     trials = [{**t, "run_id": run_id} for t, run_id in zip(trials, run_ids, strict=True)]
     # Reuse trial actors (saves a process start and imports per trial); run_trial keeps no
     # global state, so nothing leaks from one trial into the next. Not with ASHA: a stopped

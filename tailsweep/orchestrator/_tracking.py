@@ -15,6 +15,7 @@ epoch reported; KILLED (+ ``stopped_early``) when it completes with fewer; FAILE
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -141,8 +142,10 @@ class Tracking:
             return
         self.client.set_terminated(run_id, status=status)
 
-    def plan_child_runs(self, parent_run_id: str, sweep_id: str, trials: list[dict], common: Mapping[str, Any]) -> list[str]:
-        """Get or create one child run per planned trial (new ones SCHEDULED); returns their ids."""
+    def plan_child_runs(self, parent_run_id: str, sweep_id: str, trials: list[dict], common: Mapping[str, Any],
+                        inputs: list | None = None) -> list[str]:
+        """Get or create one child run per planned trial (new ones SCHEDULED, with the table as their dataset
+        ``inputs``); returns their ids."""
         existing = {r.data.tags.get(TRIAL_KEY_TAG): r.info.run_id for r in self.children(parent_run_id)}
         ids = []
         for t in trials:
@@ -155,6 +158,8 @@ class Tracking:
                 run_id = run.info.run_id
                 self.log_params(run_id, {"scheme": t["scheme"], "scheme_params": t["scheme_params"], "lr": t["lr"],
                                          "seed": t["seed"], "group": t["group"], **common})
+                if inputs:
+                    self.client.log_inputs(run_id, datasets=inputs)
                 self.client.update_run(run_id, status="SCHEDULED")
             ids.append(run_id)
         return ids
@@ -170,6 +175,27 @@ class Tracking:
                 self.set_tags(run.info.run_id, {"stopped_early": "sweep ended before the trial finished"})
                 self.client.set_terminated(run.info.run_id, status="KILLED")
         self.client.set_terminated(parent_run_id, status=status)
+
+
+def dataset_inputs(table, train_splits) -> list:
+    """The label table as an MLflow dataset input (the runs table's Dataset column): the table's name, content
+    digest, location and rows per split, with the splits a trial trains on, selects on and tests on."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    rows = {}
+    for split in ("train", "val", "test"):
+        with contextlib.suppress(Exception):
+            rows[split] = table.read(split, ["id"]).num_rows
+    dataset = Dataset(
+        name=table.name, digest=table.digest()[:12], source_type="local",
+        source=json.dumps({"uri": str(table.root)}),
+        schema=json.dumps({"input": table.input_kind, "labels": table.num_labels,
+                           "hierarchy": bool(table.is_hierarchical)}),
+        profile=json.dumps({"rows": rows}))
+    # one input per dataset and run (MLflow keeps the first of a dataset's inputs): its context names the roles
+    context = f"train: {'+'.join(train_splits)}; select: val; test: test"
+    return [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context),
+                                        InputTag("rows", " ".join(f"{k}={v}" for k, v in rows.items()))])]
 
 
 def trial_key(plan: Mapping[str, Any]) -> str:
