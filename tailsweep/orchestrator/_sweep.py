@@ -305,7 +305,7 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
     report_dir = spec.root / "sweeps" / sweep_id
     report_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        (report_dir / "spec.yaml").write_text(spec_to_yaml(spec))
+        (report_dir / "spec.yaml").write_text(spec_to_yaml(spec.resolved()))  # absolute paths: resumable anywhere
 
     digest = table.digest()
     # A tracking server keeps the artifacts itself (proxied): a local folder would be on whichever node logs.

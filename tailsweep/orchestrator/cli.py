@@ -73,7 +73,7 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, addre
             if problems := resume_override_problems(overrides):
                 raise SpecError(problems, "--resume")
         if show_spec and not resume:
-            click.echo(spec_to_yaml(spec), nl=False)
+            click.echo(spec_to_yaml(spec.resolved()), nl=False)
             return
         if cluster_file:  # (with --resume, the job's driver finds the sweep on the cluster's shared storage)
             _sweep_on_cluster(spec, spec_file or "demo sweep", cluster_file, address, shared_dirs, dry_run, detach,
@@ -88,7 +88,7 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, addre
                 _fail(str(exc))
             console.print(f"resuming sweep [bold]{sweep_id}[/]", highlight=False)
         if show_spec:
-            click.echo(spec_to_yaml(spec), nl=False)
+            click.echo(spec_to_yaml(spec.resolved()), nl=False)
             return
         problems = check_spec(spec)
         if problems:

@@ -300,6 +300,18 @@ class SweepSpec(_Model):
             labels.add(s.display)
         return self
 
+    def resolved(self) -> SweepSpec:
+        """This spec with every path absolute (relative ones against the current directory): what is shown by
+        ``--show-spec`` and stored with a sweep, so that a resume from anywhere finds the same files."""
+        def absolute(v: str | None) -> str | None:
+            return v if v is None or "://" in v else str(Path(v).expanduser().resolve())
+
+        return self.model_copy(update={
+            "data": self.data.model_copy(update={"path": absolute(self.data.path)}),
+            "tracking": self.tracking.model_copy(update={"dir": absolute(self.tracking.dir),
+                                                         "storage": absolute(self.tracking.storage)}),
+        })
+
     # --- derived paths --------------------------------------------------------------------------
     @property
     def root(self) -> Path:
@@ -383,8 +395,27 @@ def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
     return out
 
 
+# Keys whose values are filesystem paths: relative ones in a spec file resolve against the file's folder.
+PATH_KEYS = (("data", "path"), ("tracking", "dir"), ("tracking", "storage"), ("model", "weights"))
+
+
+def _resolve_file_paths(raw: dict, base: Path) -> None:
+    """In place: the spec file's relative paths made absolute against ``base`` (the file's folder), as Hydra,
+    docker-compose and Ray's cluster YAML resolve theirs. URIs (``s3://``...) and absolute paths stay."""
+    for section, key in PATH_KEYS:
+        node = raw.get(section)
+        value = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(value, str) or not value or "://" in value:
+            continue
+        p = Path(value).expanduser()
+        node[key] = str(p if p.is_absolute() else (base / p).resolve())
+
+
 def load_spec(path: str | Path | None = None, overrides: Sequence[str] = ()) -> SweepSpec:
-    """Read YAML (or the demo defaults when ``path`` is None), apply overrides, validate the schema."""
+    """Read YAML (or the demo defaults when ``path`` is None), apply overrides, validate the schema.
+
+    Relative paths written in the file resolve against the file's folder; ``--set`` values (and defaults)
+    against the current directory, when they are used (:meth:`SweepSpec.resolved` pins them)."""
     raw: dict = {}
     source = "demo sweep (built-in defaults)"
     if path is not None:
@@ -398,6 +429,7 @@ def load_spec(path: str | Path | None = None, overrides: Sequence[str] = ()) -> 
             raise SpecError([f"not valid YAML: {exc}"], source) from exc
         if not isinstance(raw, dict):
             raise SpecError([f"top level must be a mapping of sections, got {type(raw).__name__}"], source)
+        _resolve_file_paths(raw, p.resolve().parent)
     raw = apply_overrides(raw, overrides)
     try:
         return SweepSpec.model_validate(raw)
