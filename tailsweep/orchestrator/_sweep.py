@@ -41,6 +41,52 @@ class SweepResult:
     interrupted: bool = False  # Ctrl-C (or `launch stop`) ended it early: finish it with --resume
 
 
+class LocalRayClaim:
+    """One local Ray per tracking dir at a time: a sweep that starts its own local Ray holds an exclusive lock
+    on ``<tracking.dir>/.local-ray.lock`` (``fcntl.flock``; the kernel drops it when the process ends, however
+    it ends) until that Ray is shut down. A second sweep on the same tracking dir would start a second Ray
+    sized to every CPU and the two would fight over the cores: it is refused, naming the sweep that holds it.
+    A sweep that joins a running cluster (``RAY_ADDRESS``, or Ray already initialised) takes no claim."""
+
+    FILE = ".local-ray.lock"
+
+    def __init__(self, fd: int | None = None):
+        self.fd = fd
+
+    @classmethod
+    def take(cls, root: Path, sweep_id: str) -> LocalRayClaim:
+        import fcntl
+
+        if os.environ.get("RAY_ADDRESS"):
+            return cls()
+        import ray
+
+        if ray.is_initialized():
+            return cls()
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / cls.FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode(errors="replace").strip() or "another sweep"
+            os.close(fd)
+            raise SweepError(f"tracking.dir {root}: {holder} is running with its own local Ray; a second one on the "
+                             "same machine would compete for the same CPUs. Wait for it to finish (its live table, "
+                             f"or `launch ui --dir {root}`), or give this sweep another tracking.dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"sweep {sweep_id} (pid {os.getpid()}, started {time.strftime('%H:%M:%S')})".encode())
+        return cls(fd)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
 class _Interrupt:
     """Ctrl-C during ``Tuner.fit``: recorded, then handed to Tune as its documented graceful stop (SIGUSR1, the
     signal Tune always listens to; its own SIGINT handler is switched off with ``TUNE_DISABLE_SIGINT_HANDLER``),
@@ -302,6 +348,7 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
         if (why := tracking_server_problem(spec.tracking_uri)) is not None:
             raise SpecError([why], "tracking")  # before any sweep folder or run exists
     sweep_id = sweep_id or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    claim = LocalRayClaim.take(spec.root, sweep_id)  # before anything is written: one local Ray per tracking.dir
     report_dir = spec.root / "sweeps" / sweep_id
     report_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
@@ -385,6 +432,7 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
             import ray
 
             ray.shutdown()
+        claim.release()
 
 
 def _restore(spec: SweepSpec, sweep_id: str, trainable, trials: list[dict], driver_callbacks: list, progress):

@@ -365,3 +365,20 @@ def test_ctrl_c_is_recorded_and_handed_to_tune_as_its_graceful_stop():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGUSR1, before)
+
+
+def test_a_second_local_sweep_on_the_same_tracking_dir_is_refused(tmp_path, flat):
+    from tailsweep.orchestrator._sweep import LocalRayClaim
+
+    runs = tmp_path / "runs"
+    first = LocalRayClaim.take(runs, "first-sweep")  # what a running sweep holds while its local Ray lives
+    try:
+        code, out = _run(["sweep", "--set", f"data.path={flat.root}", "--set", "model.backbone=mlp",
+                          "--set", f"tracking.dir={runs}", "--set", "schemes=[unweighted]"], tmp_path)
+        assert code == 2 and "sweep first-sweep (pid" in out and "is running with its own local Ray" in out
+        assert "another tracking.dir" in out
+        assert not (runs / "sweeps").exists() and not (runs / "mlflow.db").exists()  # nothing written
+    finally:
+        first.release()
+    again = LocalRayClaim.take(runs, "next")  # released: the next sweep may start its Ray
+    again.release()
