@@ -352,6 +352,7 @@ def test_ctrl_c_is_recorded_and_handed_to_tune_as_its_graceful_stop():
     from tailsweep.orchestrator._sweep import _Interrupt
 
     got = []
+    before_int = signal.getsignal(signal.SIGINT)  # default, or SIG_IGN under nohup / a background job
     before = signal.signal(signal.SIGUSR1, lambda *a: got.append("tune stops in order"))  # as Tune listens
     try:
         with _Interrupt() as interrupt:
@@ -362,7 +363,7 @@ def test_ctrl_c_is_recorded_and_handed_to_tune_as_its_graceful_stop():
             with pytest.raises(KeyboardInterrupt):
                 os.kill(os.getpid(), signal.SIGINT)
         assert "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) == before_int  # restored
     finally:
         signal.signal(signal.SIGUSR1, before)
 
