@@ -364,6 +364,10 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
         tags={"dataset": table.name, "git_commit": _git_commit()},
         params={"spec": spec.model_dump(mode="json"), "dataset_digest": digest, "num_trials": len(trials),
                 "versions": _versions()})
+    if not resume:  # the sweep's table as the parent run's dataset too (its row in the runs table shows it)
+        from ._tracking import dataset_inputs
+
+        tracking.client.log_inputs(parent_run_id, datasets=dataset_inputs(table, tuple(spec.train.train_splits)))
     stats_rows = stats.summary()
     _report.write_csv(report_dir / "label_stats.csv", stats_rows)
     tracking.client.log_artifact(parent_run_id, str(report_dir / "spec.yaml"))

@@ -129,8 +129,8 @@ def test_sweep_statuses_metrics_and_artifacts(tmp_path):
     assert set(by_scheme) == {"unweighted", "inverse_frequency", "focal", "effective_number"}
     statuses = {r.info.status for r in children}
     assert "RUNNING" not in statuses
-    # the label table is each run's MLflow dataset input (the runs table's Dataset column), per role
-    for run in children:
+    # the label table is each run's MLflow dataset input (the runs table's Dataset column), the parent's too
+    for run in [*children, *parents]:
         inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
         contexts = {t.value for i in inputs for t in i.tags if t.key == "mlflow.data.context"}
         assert {i.dataset.name for i in inputs} == {"tiny-features"}
