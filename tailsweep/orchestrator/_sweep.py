@@ -362,7 +362,7 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
         # matched on the kind too: the sweep's child runs carry its sweep id as well
         {SWEEP_TAG: sweep_id, KIND_TAG: "sweep"}, name=sweep_id,
         tags={"dataset": table.name, "git_commit": _git_commit()},
-        params={"spec": spec.model_dump(mode="json"), "dataset_digest": digest, "num_trials": len(trials),
+        params={"spec": spec.resolved().model_dump(mode="json"), "dataset_digest": digest, "num_trials": len(trials),
                 "versions": _versions()})
     if not resume:  # the sweep's table as the parent run's dataset too (its row in the runs table shows it)
         from ._tracking import dataset_inputs
