@@ -57,26 +57,35 @@ def _history(client, run_id):
     return [m.step for m in client.get_metric_history(run_id, "val/macro_ap")]
 
 
-def test_killed_driver_then_resume_finishes_every_trial_once(tmp_path):
+def _held_sweep(tmp_path, schemes, epochs, hold, **train):
+    """`launch sweep` (the real CLI, one trial at a time) until the fault ``hold`` (``hold@EPOCH:SCHEME``)
+    holds a trial's worker; returns (driver process, spec file, tracking dir, environment)."""
     table = make_features_table(tmp_path / "t", n=(160, 40, 40))
     runs = tmp_path / "runs"
     spec_file = tmp_path / "sweep.yaml"
     spec_file.write_text(yaml.safe_dump({
         "data": {"path": str(table.root)}, "model": {"backbone": "mlp", "hidden": 16},
-        "schemes": ["unweighted", "inverse_frequency", "focal"], "seeds": [0],
-        "train": {"epochs": EPOCHS, "batch_size": 32, "checkpoint_every_s": 0},
+        "schemes": schemes, "seeds": [0], "train": {"epochs": epochs, "batch_size": 32, **train},
         "resources": {"max_concurrent_trials": 1}, "tracking": {"dir": str(runs)}}))
     held = tmp_path / "held"
-    env = {**os.environ, FAULT_ENV: "hold@3:inverse_frequency", FAULT_ONCE_ENV: str(held)}
-
+    env = {**os.environ, FAULT_ENV: hold, FAULT_ONCE_ENV: str(held)}
     driver = subprocess.Popen([str(LAUNCH), "sweep", str(spec_file)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not held.exists():
+        if driver.poll() is not None or time.monotonic() > deadline:
+            doomed = _descendants(driver.pid)
+            _kill([driver.pid, *doomed])
+            raise AssertionError(f"the sweep never reached {hold}: {driver.stdout.read()}")
+        time.sleep(0.5)
+    return driver, spec_file, runs, env
+
+
+def test_killed_driver_then_resume_finishes_every_trial_once(tmp_path):
+    # the second trial is held in epoch 3 (epochs 1-2 logged and checkpointed)
+    driver, spec_file, runs, env = _held_sweep(tmp_path, ["unweighted", "inverse_frequency", "focal"], EPOCHS,
+                                               "hold@3:inverse_frequency", checkpoint_every_s=0)
     try:
-        deadline = time.monotonic() + 300
-        while not held.exists():  # the second trial is in epoch 3 (epochs 1-2 logged and checkpointed)
-            assert driver.poll() is None, driver.stdout.read()
-            assert time.monotonic() < deadline, "the second trial never reached epoch 3"
-            time.sleep(0.5)
         time.sleep(4)  # past Tune's experiment-state period (TUNE_GLOBAL_CHECKPOINT_S = 2)
     finally:
         doomed = _descendants(driver.pid)
@@ -118,23 +127,8 @@ def test_killed_driver_then_resume_finishes_every_trial_once(tmp_path):
 
 
 def test_ctrl_c_exits_130_with_the_resume_command_and_leaves_no_run_running(tmp_path):
-    table = make_features_table(tmp_path / "t", n=(160, 40, 40))
-    runs = tmp_path / "runs"
-    spec_file = tmp_path / "sweep.yaml"
-    spec_file.write_text(yaml.safe_dump({
-        "data": {"path": str(table.root)}, "model": {"backbone": "mlp", "hidden": 16},
-        "schemes": ["unweighted", "focal"], "seeds": [0], "train": {"epochs": 3, "batch_size": 32},
-        "resources": {"max_concurrent_trials": 1}, "tracking": {"dir": str(runs)}}))
-    held = tmp_path / "held"
-    env = {**os.environ, FAULT_ENV: "hold@2:unweighted", FAULT_ONCE_ENV: str(held)}
-    driver = subprocess.Popen([str(LAUNCH), "sweep", str(spec_file)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    driver, _, runs, _ = _held_sweep(tmp_path, ["unweighted", "focal"], 3, "hold@2:unweighted")
     try:
-        deadline = time.monotonic() + 300
-        while not held.exists():
-            assert driver.poll() is None, driver.stdout.read()
-            assert time.monotonic() < deadline, "the trial never reached epoch 2"
-            time.sleep(0.5)
         driver.send_signal(signal.SIGINT)  # what Ctrl-C sends
         out, _ = driver.communicate(timeout=180)
     finally:
