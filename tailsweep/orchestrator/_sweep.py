@@ -111,8 +111,10 @@ class _Interrupt:
     def _handle(self, sig, frame):
         import signal
 
+        if self.seen:  # the second Ctrl-C: now (Tune's stop handler puts this one back after the first)
+            raise KeyboardInterrupt
         self.seen = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C: KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.kill(os.getpid(), signal.SIGUSR1)
 
     def __exit__(self, *exc):
@@ -314,6 +316,34 @@ def _check_restorable(spec: SweepSpec, sweep_id: str) -> str:
     return path
 
 
+def _open_sweep(spec: SweepSpec, table, stats, trials: list[dict], sweep_id: str, resume: bool):
+    """The sweep's folder, stored spec and MLflow parent run (found again on a resume)."""
+    report_dir = spec.root / "sweeps" / sweep_id
+    report_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (report_dir / "spec.yaml").write_text(spec_to_yaml(spec.resolved()))  # absolute paths: resumable anywhere
+
+    digest = table.digest()
+    # A tracking server keeps the artifacts itself (proxied): a local folder would be on whichever node logs.
+    served = spec.tracking_uri.startswith(("http://", "https://"))
+    tracking = Tracking(spec.tracking_uri, spec.tracking.experiment, None if served else spec.root / "mlartifacts")
+    parent_run_id = tracking.get_or_create_run(
+        # matched on the kind too: the sweep's child runs carry its sweep id as well
+        {SWEEP_TAG: sweep_id, KIND_TAG: "sweep"}, name=sweep_id,
+        tags={"dataset": table.name, "git_commit": _git_commit()},
+        params={"spec": spec.resolved().model_dump(mode="json"), "dataset_digest": digest, "num_trials": len(trials),
+                "versions": _versions()})
+    if not resume:  # the sweep's table as the parent run's dataset too (its row in the runs table shows it)
+        from ._tracking import dataset_inputs
+
+        tracking.client.log_inputs(parent_run_id, datasets=dataset_inputs(table, tuple(spec.train.train_splits)))
+    stats_rows = stats.summary()
+    _report.write_csv(report_dir / "label_stats.csv", stats_rows)
+    tracking.client.log_artifact(parent_run_id, str(report_dir / "spec.yaml"))
+    tracking.client.log_artifact(parent_run_id, str(report_dir / "label_stats.csv"))
+    return report_dir, tracking, parent_run_id, digest
+
+
 def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = False,
               sweep_id: str | None = None, callbacks: list | None = None, resume: bool = False) -> SweepResult:
     """Validate, then run the whole sweep; returns the per-trial rows and the comparison.
@@ -349,29 +379,11 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
             raise SpecError([why], "tracking")  # before any sweep folder or run exists
     sweep_id = sweep_id or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     claim = LocalRayClaim.take(spec.root, sweep_id)  # before anything is written: one local Ray per tracking.dir
-    report_dir = spec.root / "sweeps" / sweep_id
-    report_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        (report_dir / "spec.yaml").write_text(spec_to_yaml(spec.resolved()))  # absolute paths: resumable anywhere
-
-    digest = table.digest()
-    # A tracking server keeps the artifacts itself (proxied): a local folder would be on whichever node logs.
-    served = spec.tracking_uri.startswith(("http://", "https://"))
-    tracking = Tracking(spec.tracking_uri, spec.tracking.experiment, None if served else spec.root / "mlartifacts")
-    parent_run_id = tracking.get_or_create_run(
-        # matched on the kind too: the sweep's child runs carry its sweep id as well
-        {SWEEP_TAG: sweep_id, KIND_TAG: "sweep"}, name=sweep_id,
-        tags={"dataset": table.name, "git_commit": _git_commit()},
-        params={"spec": spec.resolved().model_dump(mode="json"), "dataset_digest": digest, "num_trials": len(trials),
-                "versions": _versions()})
-    if not resume:  # the sweep's table as the parent run's dataset too (its row in the runs table shows it)
-        from ._tracking import dataset_inputs
-
-        tracking.client.log_inputs(parent_run_id, datasets=dataset_inputs(table, tuple(spec.train.train_splits)))
-    stats_rows = stats.summary()
-    _report.write_csv(report_dir / "label_stats.csv", stats_rows)
-    tracking.client.log_artifact(parent_run_id, str(report_dir / "spec.yaml"))
-    tracking.client.log_artifact(parent_run_id, str(report_dir / "label_stats.csv"))
+    try:
+        report_dir, tracking, parent_run_id, digest = _open_sweep(spec, table, stats, trials, sweep_id, resume)
+    except BaseException:
+        claim.release()
+        raise
 
     # Tune saves its experiment state (what `--resume` restores) every few seconds instead of its
     # adaptive default (up to minutes apart): a killed driver then loses at most that much of the record

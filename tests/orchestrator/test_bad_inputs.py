@@ -359,7 +359,10 @@ def test_ctrl_c_is_recorded_and_handed_to_tune_as_its_graceful_stop():
             assert os.environ["TUNE_DISABLE_SIGINT_HANDLER"] == "1"  # Tune leaves SIGINT to us
             os.kill(os.getpid(), signal.SIGINT)
             assert interrupt.seen and got == ["tune stops in order"]
-            # a second Ctrl-C interrupts at once
+            # a second Ctrl-C interrupts at once -- also once Tune's stop handler has put ours back
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+            signal.signal(signal.SIGINT, interrupt._handle)
             with pytest.raises(KeyboardInterrupt):
                 os.kill(os.getpid(), signal.SIGINT)
         assert "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ
