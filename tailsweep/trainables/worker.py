@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..datasets import LabelStats, LabelTable, ancestor_closure_matrix, lpros_copies
+from ..datasets import LabelStats, LabelTable, lpros_copies
 from ..losses import SCHEMES, Hierarchy, build_loss, default_k, ensemble_coherent
 from ._data import SplitTensors, concat_splits, load_split, prepare_batch, shard_indices
 from ._metrics import compute_metrics
@@ -259,7 +259,7 @@ def train_loop_per_worker(config: dict) -> None:
     else:
         train = concat_splits([load_split(table, s, cfg.image_size) for s in cfg.train_splits])
     if cfg.oversample == "lpros":  # the same copies on every rank (seeded)
-        train = _with_lpros_copies(table, train, stats, cfg)
+        train = _with_lpros_copies(table, train, cfg)
     val = load_split(table, "val", cfg.image_size)
     in_features = None if train.is_image else int(train.inputs.shape[1])
     scheme_params = dict(cfg.scheme_params)
@@ -435,7 +435,7 @@ def _batches(cfg: WorkerConfig, train: SplitTensors, stream, epoch: int, steps: 
         del loader  # shuts the loader processes down
 
 
-def _with_lpros_copies(table: LabelTable, train: SplitTensors, stats: LabelStats, cfg: WorkerConfig) -> SplitTensors:
+def _with_lpros_copies(table: LabelTable, train: SplitTensors, cfg: WorkerConfig) -> SplitTensors:
     """``train`` with LPROS's copies appended (METHODS.md section 2): counted on, and copied from, the training
     split's rows only (never validation rows, also when training on train + val); each copy is labelled with
     its minority node alone, closed upward."""
@@ -445,8 +445,8 @@ def _with_lpros_copies(table: LabelTable, train: SplitTensors, stats: LabelStats
     for split in cfg.train_splits[:cfg.train_splits.index("train")]:
         offset += table.read(split, ["labels"]).num_rows
     listed = table.encode(table.read("train", ["labels"]).column("labels"), close=False)
-    closure = ancestor_closure_matrix(stats.labels, dict(zip(stats.labels, stats.parents, strict=True)))
-    rows, nodes = lpros_copies(listed, closure, stats.depths, cfg.oversample_budget, cfg.seed)
+    closure = table.closure  # the table's own ancestor closure (its label order is the stats' and the targets')
+    rows, nodes = lpros_copies(listed, closure, table.depths, cfg.oversample_budget, cfg.seed)
     if len(rows) == 0:
         return train
     targets = torch.from_numpy(np.asarray(closure[nodes].todense() > 0, dtype=np.float32))

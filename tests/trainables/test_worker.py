@@ -116,7 +116,7 @@ def test_lpros_copies_come_from_the_training_split_only(tmp_path):
         train = concat_splits([load_split(table, s) for s in splits])
         cfg = WorkerConfig(data=str(table.root), stats=stats.to_dict(), scheme="mcloss", oversample="lpros",
                            oversample_budget=1.0, train_splits=splits)
-        out = _with_lpros_copies(table, train, stats, cfg)
+        out = _with_lpros_copies(table, train, cfg)
         copies = out.inputs[len(train):].numpy().ravel()
         assert len(copies) > 0 and set(copies.tolist()) == {99.0}  # the training row, never a val row
         # each copy labelled with its minority node alone, closed upward: 01/01 -> {01, 01/01}
