@@ -57,6 +57,10 @@ SPEC_CASES = [
      ["'weight_targets' must be one of negatives, positives"]),
     ("reduction", ["schemes=[{name: node_imbalance_focal, params: {reduction: max}}]"],
      ["'reduction' must be one of sum, mean"]),
+    ("schedule-power-zero", ["schemes=[{name: node_imbalance, params: {schedule: exponential, schedule_power: 0}}]"],
+     ["'schedule_power' must be > 0, got 0"]),
+    ("db-bias", ["schemes=[{name: distribution_balanced, params: {bias: sideways}}]"],
+     ["'bias' must be one of code, paper"]),
     ("param-unknown", ["schemes=[{name: focal, params: {beta: 0.5}}]"], ["has no parameter 'beta'"]),
     ("scheme-unknown", ["schemes=[nope]"], ["schemes.0.name", "unknown scheme 'nope'"]),
     ("duplicate-after-defaults", ["schemes=[focal, {name: focal, params: {gamma: 2}}]"],
@@ -386,3 +390,11 @@ def test_a_second_local_sweep_on_the_same_tracking_dir_is_refused(tmp_path, flat
         first.release()
     again = LocalRayClaim.take(runs, "next")  # released: the next sweep may start its Ray
     again.release()
+
+
+def test_import_hmc_unknown_preprocess_is_refused(tmp_path):
+    _arff(tmp_path / "src" / "toy_FUN", "1,01\n")
+    code, out = _run(["data", "import-hmc", "toy_FUN", tmp_path / "out", "--data-dir", tmp_path / "src",
+                      "--preprocess", "median"], tmp_path)
+    assert code == 2 and "--preprocess" in out and "'chmcnn', 'trainval', 'impute'" in out
+    assert not (tmp_path / "out").exists()
