@@ -218,8 +218,11 @@ class LabelTable:
         return out
 
     def digest(self) -> str:
-        """Content digest of the label file and the three splits (for MLflow and caches)."""
-        return files_digest([self.root / LABELS_FILE] + [self.path(s) for s in SPLITS])
+        """Content digest of the label file and the three splits (for MLflow and caches); hashed once per
+        ``LabelTable`` (a sweep asks for it several times; tables are not rewritten in place)."""
+        if getattr(self, "_digest", None) is None:
+            self._digest = files_digest([self.root / LABELS_FILE] + [self.path(s) for s in SPLITS])
+        return self._digest
 
 
 def files_digest(paths: Iterable[Path]) -> str:
