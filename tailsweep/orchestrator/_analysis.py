@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._search_report import best_settings, search_blocks, search_settings, study_file
 from ._tracking import PARENT_TAG, STARTED_TAG, SWEEP_TAG
 
 HEADLINE = [("test/macro_ap", "macro AP"), ("test/micro_auprc", "micro AU(PRC)"), ("test/macro_f1", "macro F1"),
@@ -44,6 +45,7 @@ class Trial:
     per_label: list[dict] = field(default_factory=list)
     rare: list[dict] = field(default_factory=list)
     weights: dict = field(default_factory=dict)
+    group: str = ""  # "<scheme entry>:<configuration>" (the trial plan's group)
 
     @property
     def complete(self) -> bool:
@@ -58,6 +60,7 @@ class Sweep:
     trials: list[Trial]
     params: dict
     label_stats: list[dict] = field(default_factory=list)
+    study_path: Path | None = None  # a tpe search's Optuna storage (SQLite), when found
 
 
 class ReportError(RuntimeError):
@@ -111,7 +114,8 @@ def load_sweep(uri: str, sweep: str, experiment: str | None = None) -> Sweep:
             setting = name.rsplit(" seed=", 1)[0]
             note = tags.get("error") or tags.get("stopped_early") or ""
             t = Trial(run.info.run_id, name, setting, params.get("scheme", tags.get("scheme", "?")),
-                      int(params.get("seed", tags.get("seed", -1))), run.info.status, dict(run.data.metrics), note)
+                      int(params.get("seed", tags.get("seed", -1))), run.info.status, dict(run.data.metrics), note,
+                      group=params.get("group", ""))
             if STARTED_TAG in tags and run.info.end_time:
                 t.wall_s = run.info.end_time / 1000 - float(tags[STARTED_TAG])
             if t.complete:
@@ -132,8 +136,13 @@ def load_sweep(uri: str, sweep: str, experiment: str | None = None) -> Sweep:
         if "label_stats.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}:
             label_stats = _csv(Path(client.download_artifacts(parent.info.run_id, "label_stats.csv", tmp)))
     trials.sort(key=lambda t: (t.setting, t.seed))
+    study_path = None
+    if search_settings(parent.data.params) is not None:
+        keep = tempfile.mkdtemp(prefix="tailsweep-study-")  # outlives this function: the report reads it
+        study_path = study_file(parent.data.params, sweep_id,
+                                lambda name: client.download_artifacts(parent.info.run_id, name, keep))
     return Sweep(sweep_id, parent.info.run_id, parent.data.tags.get("mlflow.runName", sweep_id), trials,
-                 dict(parent.data.params), label_stats)
+                 dict(parent.data.params), label_stats, study_path)
 
 
 # --- statistics ---------------------------------------------------------------------------------
@@ -335,12 +344,19 @@ def build_report(sweep: Sweep, out_dir: Path, baseline: str = BASELINE, title: s
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
     groups = settings(sweep)
+    search = search_settings(sweep.params)
+    if search is not None:  # a tpe search: each searched entry by its best configuration on validation
+        keep = best_settings(sweep, search)
+        groups = {k: v for k, v in groups.items() if k in keep}
     names = list(groups)
     colours = _colours(names)
     done = [t for t in sweep.trials if t.complete]
     blocks: list[tuple] = [("h1", title or f"Sweep report: {sweep.name}"),
                            ("p", f"Sweep `{sweep.sweep_id}` (MLflow parent run `{sweep.parent_run_id}`): "
-                                 f"{len(sweep.trials)} trials in {len(groups)} settings, {len(done)} complete. "
+                                 f"{len(sweep.trials)} trials in {len(settings(sweep))} settings, {len(done)} complete"
+                                 + (f" (a TPE search: the tables and plots show each searched scheme by its best "
+                                    f"configuration on validation, {len(groups)} settings in all). " if search else ". ")
+                                 + 
                                  "Every figure below is computed from the child runs' MLflow metrics and artifacts "
                                  "(test split, best checkpoint by the sweep's selection metric). Mean ± std over "
                                  "seeds and the 95 % confidence interval (Student t) in brackets.")]
@@ -409,6 +425,8 @@ def build_report(sweep: Sweep, out_dir: Path, baseline: str = BASELINE, title: s
         blocks += [("h2", "Weight vectors"), ("img", "weights.png", "weights"),
                    ("p", "Schemes that weight by a formula of p rather than a per-label vector (focal, asymmetric) "
                          "are not drawn: " + (", ".join(missing_w) or "none") + ".")]
+    if search is not None:
+        blocks += search_blocks(sweep, search, out_dir, sweep.study_path, _fmt_ci, mean_ci)
     # the data
     if sweep.label_stats:
         by_bucket = defaultdict(int)

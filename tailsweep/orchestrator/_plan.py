@@ -7,6 +7,7 @@ sweep sees the same trials.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -28,7 +29,8 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def trial_label(scheme: str, params: dict, lr: float, seed: int, show_lr: bool = True, info=None) -> str:
+def trial_label(scheme: str, params: dict, lr: float, seed: int, show_lr: bool = True, info=None,
+                weight_decay: float | None = None) -> str:
     """``scheme`` then its parameters (options that are off by default only when set)."""
     shown = {k: v for k, v in params.items() if v is not None and not (
         info is not None and k in info.params and info.params[k].quiet and v == info.params[k].default)}
@@ -36,37 +38,89 @@ def trial_label(scheme: str, params: dict, lr: float, seed: int, show_lr: bool =
     bits += [f"{SYMBOLS.get(k, k)}={_fmt(v)}" for k, v in shown.items()]
     if show_lr:
         bits.append(f"lr={_fmt(lr)}")
+    if weight_decay is not None:
+        bits.append(f"wd={_fmt(weight_decay)}")
     bits.append(f"seed={seed}")
     return " ".join(bits)
 
 
+def make_trial(spec: SweepSpec, s_index: int, draw: int | str, params: dict, lr: float, seed: int,
+               weight_decay: float | None = None) -> dict:
+    """One trial's plan: scheme entry ``s_index`` with ``params`` (every parameter, defaults filled in)."""
+    scheme = spec.schemes[s_index]
+    info = SCHEMES[scheme.name]
+    return {
+        "scheme": scheme.name,
+        "variant": scheme.display,
+        "scheme_params": params,
+        "oversample": scheme.oversample,
+        "oversample_budget": scheme.oversample_budget,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "seed": seed,
+        "group": f"{s_index}:{draw}",
+        "label": trial_label(scheme.display, params, lr, seed, show_lr=spec.search.lr is not None, info=info,
+                             weight_decay=weight_decay),
+    }
+
+
+def base_params(scheme) -> dict:
+    """The entry's parameters before any search: registry defaults, then its fixed ``params``."""
+    return {k: p.default for k, p in SCHEMES[scheme.name].params.items()} | dict(scheme.params)
+
+
+def seeds_of(spec: SweepSpec, scheme) -> list[int]:
+    return list(scheme.seeds or spec.seeds)
+
+
+def _grid(spec: SweepSpec, scheme) -> list[tuple[dict, float, float | None]]:
+    """Every combination of the entry's listed values (and lr / weight_decay values): (params, lr, wd)."""
+    axes = dict(scheme.search_values())
+    for k in ("lr", "weight_decay"):
+        if (v := getattr(spec.search, k)) is not None:
+            axes[f"train.{k}"] = v
+    out = []
+    for combo in itertools.product(*axes.values()):
+        chosen = dict(zip(axes, combo, strict=True))
+        lr = chosen.pop("train.lr", spec.train.lr)
+        wd = chosen.pop("train.weight_decay", None)
+        out.append((base_params(scheme) | chosen, float(lr), None if wd is None else float(wd)))
+    return out
+
+
 def plan_trials(spec: SweepSpec) -> list[dict]:
+    """Every trial of a random or grid search. For ``tpe`` only the entries with nothing to search (run once per
+    seed as they are); the searched ones are suggested while the sweep runs (``_search.py``)."""
     rng = np.random.default_rng(spec.search.seed)
     trials = []
     for s_index, scheme in enumerate(spec.schemes):
-        info = SCHEMES[scheme.name]
-        defaults = {k: p.default for k, p in info.params.items()}
-        ranges = scheme.search_ranges()
-        searching = bool(ranges) or spec.search.lr is not None
-        draws = spec.search.num_samples if searching else 1
-        for draw in range(draws):
-            params = defaults | dict(scheme.params)
-            for k, (lo, hi, scale) in ranges.items():
-                params[k] = Param(None, lo, hi, scale).sample(rng)
-            lr = spec.train.lr
-            if spec.search.lr is not None:
-                lo, hi = spec.search.lr
-                lr = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-            for seed in scheme.seeds or spec.seeds:
-                trials.append({
-                    "scheme": scheme.name,
-                    "variant": scheme.display,
-                    "scheme_params": params,
-                    "oversample": scheme.oversample,
-                    "oversample_budget": scheme.oversample_budget,
-                    "lr": lr,
-                    "seed": seed,
-                    "group": f"{s_index}:{draw}",
-                    "label": trial_label(scheme.display, params, lr, seed, show_lr=spec.search.lr is not None, info=info),
-                })
+        searching = bool(spec.searched(scheme))
+        if spec.search.algorithm == "tpe" and searching:
+            continue
+        if spec.search.algorithm == "grid":
+            configs = _grid(spec, scheme)
+        else:
+            configs = []
+            for _ in range(spec.search.num_samples if searching else 1):
+                params = base_params(scheme)
+                for k, (lo, hi, scale) in scheme.search_ranges().items():
+                    params[k] = Param(None, lo, hi, scale).sample(rng)
+                lr = spec.train.lr if spec.search.lr is None else _log_uniform(rng, spec.search.lr)
+                wd = None if spec.search.weight_decay is None else _log_uniform(rng, spec.search.weight_decay)
+                configs.append((params, lr, wd))
+        for draw, (params, lr, wd) in enumerate(configs):
+            trials += [make_trial(spec, s_index, draw, params, lr, seed, wd) for seed in seeds_of(spec, scheme)]
     return trials
+
+
+def _log_uniform(rng, bounds) -> float:
+    lo, hi = bounds
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def planned_count(spec: SweepSpec) -> int:
+    """How many trials the sweep runs (a tpe search: its budget, num_samples x seeds per searched entry)."""
+    n = len(plan_trials(spec))
+    if spec.search.algorithm == "tpe":
+        n += sum(spec.search.num_samples * len(seeds_of(spec, s)) for s in spec.schemes if spec.searched(s))
+    return n

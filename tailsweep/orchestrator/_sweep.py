@@ -15,9 +15,9 @@ from rich.console import Console
 
 from ..datasets import LabelTable, TableValidationError, check_table, label_stats, synth_garments
 from . import _report
-from ._plan import plan_trials
+from ._plan import plan_trials, planned_count
 from ._tracking import KIND_TAG, SWEEP_TAG, Tracking
-from .spec import SpecError, SweepSpec, check_spec, spec_to_yaml
+from .spec import SpecError, SweepSpec, check_spec, search_warnings, spec_to_yaml
 
 TRIAL_RESOURCE = "tailsweep_trial"  # custom resource held by each trial's driver (never a CPU)
 
@@ -211,6 +211,20 @@ def plan_resources(spec: SweepSpec, cluster: dict, n_trials: int) -> dict:
             "cluster_cpus": cpus, "cluster_gpus": gpus}
 
 
+def sweep_shape(spec: SweepSpec) -> str:
+    """The plan in words: settings x seeds, or what a tpe search runs."""
+    if spec.search.algorithm == "tpe":
+        searched = [s for s in spec.schemes if spec.searched(s)]
+        fixed = len(spec.schemes) - len(searched)
+        return (f"TPE: {spec.search.num_samples} configurations per searched scheme ({len(searched)}), first "
+                f"{spec.search.startup()} at random, x {len(spec.seeds)} seeds"
+                + (f"; {fixed} fixed scheme(s)" if fixed else ""))
+    trials = plan_trials(spec)
+    settings = len({t["group"] for t in trials})
+    return (f"{settings} settings x {len(spec.seeds)} seeds" if len(trials) == settings * len(spec.seeds)
+            else f"{settings} settings, some with their own seeds")
+
+
 def _git_commit() -> str:
     if shipped := os.environ.get("TAILSWEEP_GIT_COMMIT"):  # a cluster job: the submitter's checkout (no .git shipped)
         return shipped
@@ -331,7 +345,7 @@ def _open_sweep(spec: SweepSpec, table, stats, trials: list[dict], sweep_id: str
         # matched on the kind too: the sweep's child runs carry its sweep id as well
         {SWEEP_TAG: sweep_id, KIND_TAG: "sweep"}, name=sweep_id,
         tags={"dataset": table.name, "git_commit": _git_commit()},
-        params={"spec": spec.resolved().model_dump(mode="json"), "dataset_digest": digest, "num_trials": len(trials),
+        params={"spec": spec.resolved().model_dump(mode="json"), "dataset_digest": digest, "num_trials": planned_count(spec),
                 "versions": _versions()})
     if not resume:  # the sweep's table as the parent run's dataset too (its row in the runs table shows it)
         from ._tracking import dataset_inputs
@@ -366,6 +380,8 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
     problems = check_spec(spec)
     if problems:
         raise SpecError(problems)
+    for warning in search_warnings(spec):
+        console.print(f"[yellow]{warning}[/]", highlight=False)
     spec = lean_or_plain(spec, console)
     table = prepare_data(spec, console)
     stats = label_stats(table)
@@ -395,11 +411,9 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
         started = _start_ray(verbose, spec.resources.lean, spec.resources.dashboard)
         import ray
 
-        resources = plan_resources(spec, ray.cluster_resources(), len(trials))
-        settings = len({t["group"] for t in trials})
-        shape = (f"{settings} settings x {len(spec.seeds)} seeds" if len(trials) == settings * len(spec.seeds)
-                 else f"{settings} settings, some with their own seeds")
-        console.print(f"Sweep [bold]{sweep_id}[/]: {len(trials)} trials ({len(spec.schemes)} schemes, {shape}), "
+        total = planned_count(spec)
+        resources = plan_resources(spec, ray.cluster_resources(), total)
+        console.print(f"Sweep [bold]{sweep_id}[/]: {total} trials ({len(spec.schemes)} schemes, {sweep_shape(spec)}), "
                       f"up to {resources['max_concurrent_trials']} at a time, "
                       f"{spec.resources.workers_per_trial} worker(s) each"
                       f"{' on GPU' if resources['use_gpu'] else ''}; MLflow: {spec.tracking_uri}")
@@ -409,11 +423,12 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
         rows = _report.trial_rows(results)
         summary = _report.summarise(rows, spec.search.metric, spec.search.mode)
         _report.write_csv(report_dir / "trials.csv", rows)
-        md = (f"# Sweep {sweep_id}\n\nDataset `{table.name}` ({digest}), {len(trials)} trials, "
+        md = (f"# Sweep {sweep_id}\n\nDataset `{table.name}` ({digest}), {len(rows)} trials, "
               f"metric `{spec.search.metric}`, seeds {spec.seeds}.\n\n" + _report.as_markdown(summary, spec.search.metric))
         (report_dir / "report.md").write_text(md)
-        for f in ("trials.csv", "report.md"):
-            tracking.client.log_artifact(parent_run_id, str(report_dir / f))
+        for f in ("trials.csv", "report.md", "optuna.db"):  # optuna.db: a tpe search's studies (_search.py)
+            if (report_dir / f).is_file():
+                tracking.client.log_artifact(parent_run_id, str(report_dir / f))
         _report.print_table(summary, spec.search.metric, console)
         if (late := _report.tracking_summary(rows)) is not None:
             console.print(f"[yellow]{late}[/]", highlight=False)
@@ -451,14 +466,15 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
         claim.release()
 
 
-def _restore(spec: SweepSpec, sweep_id: str, trainable, trials: list[dict], driver_callbacks: list, progress):
+def _restore(spec: SweepSpec, sweep_id: str, trainable, trials: list[dict] | None, driver_callbacks: list, progress):
     """Tune's restore of an interrupted sweep: finished and failed trials stay as they ended, unfinished
     ones start again (their Train run, named after the trial id, resumes from its checkpoint)."""
     from ray import tune
 
     path = _check_restorable(spec, sweep_id)
-    tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False,
-                               param_space={"trial": tune.grid_search(trials)})
+    # A searched sweep (tpe) has no grid: its searcher, restored from the experiment state, suggests the rest.
+    grid = {} if trials is None else {"param_space": {"trial": tune.grid_search(trials)}}
+    tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False, **grid)
     # The experiment state holds the callbacks of the first run (pickled): this run's take their place.
     tuner._local_tuner.get_run_config().callbacks = driver_callbacks  # noqa: SLF001 (pinned ray 2.60, tested)
     try:
@@ -514,9 +530,18 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
     common = {k: v for k, v in worker_defaults.items() if k not in ("stats", "scheme", "lr")}
     from ._tracking import dataset_inputs
 
-    run_ids = tracking.plan_child_runs(parent_run_id, sweep_id, trials, common,
-                                       dataset_inputs(table, tuple(t.train_splits)))
-    trials = [{**t, "run_id": run_id} for t, run_id in zip(trials, run_ids, strict=True)]
+    inputs = dataset_inputs(table, tuple(t.train_splits))
+    search_alg = None
+    if spec.search.algorithm == "tpe":  # trials are suggested as results come in; each makes its run then
+        from ._search import PerSchemeSearch, study_storage
+        from ._tracking import ChildRuns
+
+        search_alg = PerSchemeSearch(spec, sweep_id, study_storage(spec.root / "sweeps" / sweep_id),
+                                     ChildRuns(tracking, parent_run_id, sweep_id, common, inputs), fixed=trials)
+    else:
+        run_ids = tracking.plan_child_runs(parent_run_id, sweep_id, trials, common, inputs)
+        trials = [{**t, "run_id": run_id} for t, run_id in zip(trials, run_ids, strict=True)]
+    total = planned_count(spec)
     # Reuse trial actors (saves a process start and imports per trial); run_trial keeps no
     # global state, so nothing leaks from one trial into the next. Not with ASHA: a stopped
     # trial's function thread is still inside fit() when Tune resets the actor, the reset
@@ -532,18 +557,19 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
                                   reduction_factor=spec.scheduler.reduction_factor)
     else:
         scheduler = FIFOScheduler()
-    progress = ProgressView(len(trials), t.epochs, spec.search.metric, spec.search.mode,
+    progress = ProgressView(total, t.epochs, spec.search.metric, spec.search.mode,
                             resources["max_concurrent_trials"], console)
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {TRIAL_RESOURCE: 1})
     driver_callbacks = [RunStatusCallback(tracking, t.epochs), progress, *callbacks,
                         *(_lean_sweeper() if spec.resources.lean else [])]
     if resume:
-        return _restore(spec, sweep_id, trainable, trials, driver_callbacks, progress)
+        return _restore(spec, sweep_id, trainable, None if search_alg else trials, driver_callbacks, progress)
     tuner = tune.Tuner(
         trainable,
-        param_space={"trial": tune.grid_search(trials)},
+        param_space={} if search_alg else {"trial": tune.grid_search(trials)},
         tune_config=tune.TuneConfig(
             metric=spec.search.metric, mode=spec.search.mode, scheduler=scheduler,
+            **({"search_alg": search_alg, "num_samples": total} if search_alg else {}),
             max_concurrent_trials=resources["max_concurrent_trials"],
             reuse_actors=reuse,
             trial_name_creator=lambda tr: f"{tr.config['trial']['scheme']}-{tr.trial_id}",

@@ -33,6 +33,7 @@ TRIAL_TAG = "tune_trial_id"
 TRIAL_KEY_TAG = "tailsweep.trial_key"
 STARTED_TAG = "tailsweep.trial_started"  # unix time the trial started (MLflow's start_time is its planning)
 PARENT_TAG = "mlflow.parentRunId"
+CONFIG_TAG = "tailsweep.config"  # the trial's configuration (scheme parameters, lr, weight decay) as JSON
 MAX_TAG = 8000  # MLflow's tag-value limit
 MAX_PARAM = 6000
 
@@ -146,23 +147,34 @@ class Tracking:
                         inputs: list | None = None) -> list[str]:
         """Get or create one child run per planned trial (new ones SCHEDULED, with the table as their dataset
         ``inputs``); returns their ids."""
-        existing = {r.data.tags.get(TRIAL_KEY_TAG): r.info.run_id for r in self.children(parent_run_id)}
-        ids = []
-        for t in trials:
-            key = trial_key(t)
-            run_id = existing.get(key)
-            if run_id is None:
-                run = self.client.create_run(self.experiment_id, run_name=t["label"], tags={
-                    SWEEP_TAG: sweep_id, TRIAL_KEY_TAG: key, PARENT_TAG: parent_run_id,
-                    "scheme": t["scheme"], "seed": str(t["seed"])})
-                run_id = run.info.run_id
-                self.log_params(run_id, {"scheme": t["scheme"], "scheme_params": t["scheme_params"], "lr": t["lr"],
-                                         "seed": t["seed"], "group": t["group"], **common})
-                if inputs:
-                    self.client.log_inputs(run_id, datasets=inputs)
-                self.client.update_run(run_id, status="SCHEDULED")
-            ids.append(run_id)
-        return ids
+        existing = {r.data.tags.get(TRIAL_KEY_TAG): r for r in self.children(parent_run_id)}
+        return [self.child_run(parent_run_id, sweep_id, t, common, inputs, existing) for t in trials]
+
+    def child_run(self, parent_run_id: str, sweep_id: str, plan: Mapping[str, Any], common: Mapping[str, Any],
+                  inputs: list | None = None, existing: Mapping[str, Any] | None = None) -> str:
+        """The child run of one trial: found again by its key in the sweep (``existing``: key -> run, else looked
+        up), or created SCHEDULED. A run found under the key with a different configuration (a search suggestion
+        that a killed driver made after its last saved state, suggested differently after the resume) is deleted
+        and made again, so MLflow holds each trial once, with the parameters it ran with."""
+        key = trial_key(plan)
+        fingerprint = config_fingerprint(plan)
+        run = (existing or {}).get(key) if existing is not None else self.find_run(
+            **{SWEEP_TAG: sweep_id, TRIAL_KEY_TAG: key, PARENT_TAG: parent_run_id})
+        if run is not None:
+            if run.data.tags.get(CONFIG_TAG, fingerprint) == fingerprint:
+                return run.info.run_id
+            self.client.delete_run(run.info.run_id)
+        run = self.client.create_run(self.experiment_id, run_name=plan["label"], tags={
+            SWEEP_TAG: sweep_id, TRIAL_KEY_TAG: key, PARENT_TAG: parent_run_id, CONFIG_TAG: fingerprint,
+            "scheme": plan["scheme"], "seed": str(plan["seed"])})
+        run_id = run.info.run_id
+        wd = {"weight_decay": plan["weight_decay"]} if plan.get("weight_decay") is not None else {}
+        self.log_params(run_id, {**common, "scheme": plan["scheme"], "scheme_params": plan["scheme_params"],
+                                 "lr": plan["lr"], **wd, "seed": plan["seed"], "group": plan["group"]})
+        if inputs:
+            self.client.log_inputs(run_id, datasets=inputs)
+        self.client.update_run(run_id, status="SCHEDULED")
+        return run_id
 
     def children(self, parent_run_id: str):
         return self.client.search_runs([self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
@@ -196,6 +208,23 @@ def dataset_inputs(table, train_splits) -> list:
     context = f"train: {'+'.join(train_splits)}; select: val; test: test"
     return [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context),
                                         InputTag("rows", " ".join(f"{k}={v}" for k, v in rows.items()))])]
+
+
+def config_fingerprint(plan: Mapping[str, Any]) -> str:
+    return json.dumps({"scheme_params": plan["scheme_params"], "lr": plan["lr"],
+                       "weight_decay": plan.get("weight_decay")}, sort_keys=True, default=str)[:MAX_TAG]
+
+
+class ChildRuns:
+    """Picklable ``plan -> run id`` for a searcher that suggests trials while the sweep runs (the driver side)."""
+
+    def __init__(self, tracking: Tracking, parent_run_id: str, sweep_id: str, common: Mapping[str, Any],
+                 inputs: list | None = None):
+        self.tracking, self.parent_run_id, self.sweep_id = tracking, parent_run_id, sweep_id
+        self.common, self.inputs = dict(common), inputs
+
+    def __call__(self, plan: Mapping[str, Any]) -> str:
+        return self.tracking.child_run(self.parent_run_id, self.sweep_id, plan, self.common, self.inputs)
 
 
 def trial_key(plan: Mapping[str, Any]) -> str:

@@ -47,7 +47,9 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
     worker = WorkerConfig(**{**ctx.worker_defaults, "scheme": plan["scheme"], "scheme_params": plan["scheme_params"],
                              "oversample": plan.get("oversample", "none"),
                              "oversample_budget": plan.get("oversample_budget", 0.1),
-                             "lr": plan["lr"], "seed": plan["seed"], "tracking_uri": ctx.tracking_uri, "run_id": run_id})
+                             "lr": plan["lr"], "seed": plan["seed"], "tracking_uri": ctx.tracking_uri, "run_id": run_id,
+                             # searched (search.weight_decay), else the spec's train.weight_decay
+                             **({"weight_decay": plan["weight_decay"]} if plan.get("weight_decay") is not None else {})})
     metrics_logger = MlflowMetricsCallback(ctx.tracking_uri, run_id)
     if ctx.lean:  # the controller runs here: no unpickling to start the warm-up
         metrics_logger.warm_up()

@@ -93,23 +93,33 @@ def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, addre
         problems = check_spec(spec)
         if problems:
             raise SpecError(problems, spec_file or "demo sweep")
+        from .spec import search_warnings
+
+        for warning in search_warnings(spec):
+            console.print(f"[yellow]{warning}[/]", highlight=False)
         if dry_run:
-            from ._plan import plan_trials
+            from ._plan import plan_trials, planned_count
             from ._sweep import local_resources, plan_resources
 
             trials = plan_trials(spec)
+            total = planned_count(spec)
             here = local_resources()
-            plan = plan_resources(spec, here, len(trials))  # raises SpecError: what a local Ray could not place
+            plan = plan_resources(spec, here, total)  # raises SpecError: what a local Ray could not place
             if spec.tracking_uri.startswith(("http://", "https://")):
                 from ._tracking import tracking_server_problem
 
                 if (why := tracking_server_problem(spec.tracking_uri)) is not None:
                     raise SpecError([why], "tracking")
-            console.print(f"{len(trials)} trials, {plan['max_concurrent_trials']} at a time on this machine's "
+            console.print(f"{total} trials, {plan['max_concurrent_trials']} at a time on this machine's "
                           f"{here['CPU']:g} CPU(s) and {here['GPU']:g} GPU(s); data {spec.data_path}; "
                           f"MLflow {spec.tracking_uri}")
             for t in trials:
                 console.print(f"  {t['label']}", highlight=False)
+            if spec.search.algorithm == "tpe":
+                from ._search import describe_space
+
+                for line in describe_space(spec):
+                    console.print(f"  {line}", highlight=False)
             return
         from ._sweep import SweepError, run_sweep
 
@@ -143,16 +153,16 @@ def _sweep_on_cluster(spec, source, cluster_file, address, shared_dirs, dry_run,
                       f"{'on (token from ' + head.token_source + ')' if head.auth_mode == 'token' else 'off'}; "
                       f"MLflow {spec.tracking_uri}", highlight=False, markup=False)
         if dry_run:
-            from ._plan import plan_trials
+            from ._plan import planned_count
             from ._sweep import plan_resources
 
-            trials = plan_trials(spec)
+            n_trials = planned_count(spec)
             total: dict[str, float] = {}
             for n in nodes:
                 for k, v in (n.get("resources_total") or {}).items():
                     total[k] = total.get(k, 0.0) + float(v)
-            plan = plan_resources(spec, total, len(trials))  # what the cluster's nodes could not place
-            console.print(f"{len(trials)} trials, up to {plan['max_concurrent_trials']} at a time on the cluster's "
+            plan = plan_resources(spec, total, n_trials)  # what the cluster's nodes could not place
+            console.print(f"{n_trials} trials, up to {plan['max_concurrent_trials']} at a time on the cluster's "
                           f"{total.get('CPU', 0):g} CPU(s) and {total.get('GPU', 0):g} GPU(s); every check passed; "
                           "nothing submitted")
             return

@@ -122,7 +122,9 @@ class TrainSpec(_Model):
         10.0, description="checkpoint at most this often (and after the last epoch); 0 = every epoch")
 
 
-Range = tuple[float, float]
+# A searched parameter: [low, high] (random and tpe search the range), or with search.algorithm: grid the values
+# themselves (every combination runs).
+Range = Annotated[list[float], Field(min_length=1)]
 
 
 class SchemeSpec(_Model):
@@ -131,7 +133,8 @@ class SchemeSpec(_Model):
                                                 "tells apart two entries of the same scheme")
     params: dict[str, float | str | None] = Field(default_factory=dict, description="fixed parameter values")
     search: list[str] | dict[str, Range] = Field(
-        default_factory=dict, description="parameters to search: names (registry ranges) or name: [low, high]")
+        default_factory=dict, description="parameters to search: names (registry ranges) or name: [low, high]; "
+                                          "with search.algorithm: grid, name: [values]")
     oversample: Literal["none", "lpros"] = Field(
         "none", description="data-side baseline: lpros duplicates training rows of minority label paths "
                             "(hierarchies only; METHODS.md section 2)")
@@ -168,12 +171,19 @@ class SchemeSpec(_Model):
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             problems.append(f"seeds must be distinct, got {self.seeds}")
         if isinstance(self.search, dict):
-            for k, (lo, hi) in self.search.items():
-                if not lo < hi:
-                    problems.append(f"search range for '{k}' must have low < high, got [{lo}, {hi}]")
-                elif k in info.params and not info.params[k].choices and (
-                        why := info.params[k].check_range(lo, hi)) is not None:
+            for k, values in self.search.items():
+                if k not in info.params or info.params[k].choices:
+                    continue
+                if len(values) == 2 and not values[0] < values[1]:
+                    problems.append(f"search range for '{k}' must have low < high, got {values} (with search.algorithm: "
+                                    "grid, list distinct values in increasing order)")
+                elif len(values) == 2 and (why := info.params[k].check_range(*values)) is not None:
                     problems.append(f"scheme '{self.name}' parameter '{k}' {why}")
+                elif len(values) != 2:  # grid values (the sweep-level check says when that is not a grid)
+                    if len(set(values)) != len(values):
+                        problems.append(f"scheme '{self.name}' search values for '{k}' repeat one: {values}")
+                    problems += [f"scheme '{self.name}' parameter '{k}' value {v:g} {why}" for v in values
+                                 if (why := info.params[k].check(v)) is not None]
         if not problems:
             problems += info.problems(self.params)
         if self.oversample != "none" and not info.needs_hierarchy:
@@ -189,17 +199,30 @@ class SchemeSpec(_Model):
         return self.label or self.name
 
     def search_ranges(self) -> dict[str, tuple[float, float, str]]:
-        """name -> (low, high, scale) of the parameters this scheme searches."""
+        """name -> (low, high, scale) of the parameters this scheme searches (random and tpe)."""
         info = SCHEMES[self.name]
         if isinstance(self.search, list):
             return {k: (info.params[k].low, info.params[k].high, info.params[k].scale) for k in self.search}
-        return {k: (lo, hi, info.params[k].scale) for k, (lo, hi) in self.search.items()}
+        return {k: (v[0], v[-1], info.params[k].scale) for k, v in self.search.items()}
+
+    def search_values(self) -> dict[str, list[float]]:
+        """name -> the values a grid takes (only dict-form search lists values)."""
+        return dict(self.search) if isinstance(self.search, dict) else {}
 
 
 class SearchSpec(_Model):
-    algorithm: Literal["random"] = Field("random", description="random search over each scheme's ranges")
-    num_samples: PosInt = Field(1, description="hyperparameter draws per scheme (each run with every seed)")
-    lr: Range | None = Field(None, description="search the learning rate log-uniformly in [low, high]")
+    algorithm: Literal["random", "tpe", "grid"] = Field(
+        "random", description="random: seeded draws from each scheme's ranges; tpe: Optuna's TPE sampler, one study "
+                              "per scheme entry, learning from the mean over seeds; grid: every combination of the "
+                              "listed values")
+    num_samples: PosInt = Field(1, description="configurations per scheme entry (random draws, or tpe's budget), each "
+                                               "run with every seed; grid runs every combination instead")
+    lr: Range | None = Field(None, description="search the learning rate log-uniformly in [low, high] (grid: values)")
+    weight_decay: Range | None = Field(None, description="search train.weight_decay log-uniformly in [low, high] "
+                                                         "(grid: values)")
+    startup_trials: PosInt | None = Field(
+        None, description="tpe: configurations drawn at random before TPE models the results (Optuna's "
+                          "n_startup_trials); null = num_samples // 4, between 2 and 10")
     metric: str = Field("val/macro_ap", description="the metric Tune ranks trials by, and the best checkpoint's")
     mode: Literal["max", "min"] = "max"
     seed: int = 0
@@ -211,12 +234,20 @@ class SearchSpec(_Model):
             raise ValueError(f"unknown metric; allowed: {', '.join(sorted(metric_names()))}")
         return v
 
-    @field_validator("lr")
+    @field_validator("lr", "weight_decay")
     @classmethod
-    def _lr_range(cls, v):
-        if v is not None and not 0 < v[0] < v[1]:
-            raise ValueError("need 0 < low < high")
+    def _positive_range(cls, v):
+        if v is None:
+            return v
+        if len(v) == 2 and not 0 < v[0] < v[1]:
+            raise ValueError(f"need 0 < low < high (searched log-uniformly), got {v}")
+        if len(v) != 2 and (min(v) <= 0 or len(set(v)) != len(v)):
+            raise ValueError(f"grid values must be distinct and > 0, got {v}")
         return v
+
+    def startup(self) -> int:
+        """TPE's random start: ``startup_trials``, or a quarter of the budget within [2, 10]."""
+        return self.startup_trials or max(2, min(10, self.num_samples // 4))
 
 
 class SchedulerSpec(_Model):
@@ -300,6 +331,18 @@ class SweepSpec(_Model):
             labels.add(s.display)
         return self
 
+    @model_validator(mode="after")
+    def _search_fits(self) -> SweepSpec:
+        problems = search_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def searched(self, scheme: SchemeSpec) -> list[str]:
+        """What ``scheme``'s configurations vary: its searched parameters, then lr and weight_decay when searched."""
+        names = list(scheme.search) if isinstance(scheme.search, (list, dict)) else []
+        return names + [k for k in ("lr", "weight_decay") if getattr(self.search, k) is not None]
+
     def resolved(self) -> SweepSpec:
         """This spec with every path absolute (relative ones against the current directory): what is shown by
         ``--show-spec`` and stored with a sweep, so that a resume from anywhere finds the same files."""
@@ -335,6 +378,61 @@ class SweepSpec(_Model):
         if s is None:
             return str(self.root / "ray")
         return s if "://" in s else str(Path(s).expanduser().resolve())
+
+
+def search_problems(spec: SweepSpec) -> list[str]:
+    """What the search settings cannot run, in words (errors: the sweep is refused before Ray starts)."""
+    algo = spec.search.algorithm
+    problems = []
+    for i, s in enumerate(spec.schemes):
+        if algo == "grid" and isinstance(s.search, list) and s.search:
+            problems.append(f"schemes.{i} ({s.display}): search.algorithm grid runs listed values, and {s.search} "
+                            "names continuous ranges; give the values, e.g. search: {" + s.search[0] + ": [v1, v2, v3]}")
+        if algo != "grid":
+            problems += [f"schemes.{i} ({s.display}): search for '{k}' lists {len(v)} value(s); a range is [low, high] "
+                         "-- to run exactly these values use search.algorithm: grid"
+                         for k, v in s.search_values().items() if len(v) != 2]
+    if algo != "grid":
+        problems += [f"search.{k} lists {len(v)} value(s); a range is [low, high] -- to run exactly these values use "
+                     "search.algorithm: grid" for k in ("lr", "weight_decay")
+                     if (v := getattr(spec.search, k)) is not None and len(v) != 2]
+    if algo == "tpe":
+        if not any(spec.searched(s) for s in spec.schemes):
+            problems.append("search.algorithm tpe: nothing to search -- no scheme lists parameters under its search "
+                            "and search.lr / search.weight_decay are not set; add e.g. `search: [beta]` to "
+                            "effective_number, or set search.lr: [0.0003, 0.003]")
+        if spec.scheduler.name == "asha":
+            problems.append("scheduler asha with search.algorithm tpe: ASHA stops each seed's trial on its own curve, "
+                            "so TPE would learn from means over seeds cut at different epochs (and from trials that "
+                            "never finish); use scheduler fifo with tpe (TPE spends the budget on good regions "
+                            "instead), or asha with search.algorithm random")
+    return problems
+
+
+def search_warnings(spec: SweepSpec) -> list[str]:
+    """What the search settings will run but probably not as meant (printed before the sweep starts)."""
+    s = spec.search
+    out = []
+    if s.algorithm == "tpe":
+        for sch in spec.schemes:
+            names = spec.searched(sch)
+            if names and s.num_samples < len(names):
+                out.append(f"{sch.display}: search.num_samples = {s.num_samples} configurations for {len(names)} "
+                           f"searched parameters ({', '.join(names)}): too few to learn anything about each; "
+                           "raise num_samples (10-30 per scheme is typical) or search fewer parameters")
+        if any(spec.searched(sch) for sch in spec.schemes) and s.num_samples <= s.startup():
+            out.append(f"search.num_samples = {s.num_samples} is within TPE's random start ({s.startup()} "
+                       "configurations, search.startup_trials): this search is a random search; raise num_samples "
+                       "or lower startup_trials")
+    if s.algorithm == "grid":
+        two = [f"{sch.display}.{k}" for sch in spec.schemes for k, v in sch.search_values().items() if len(v) == 2]
+        two += [f"search.{k}" for k in ("lr", "weight_decay") if (v := getattr(s, k)) is not None and len(v) == 2]
+        if two:
+            out.append(f"grid: {', '.join(two)} take exactly the two values listed, not the range between them")
+        if s.num_samples > 1:
+            out.append(f"grid: search.num_samples = {s.num_samples} is ignored (a grid runs every combination once "
+                       "per seed)")
+    return out
 
 
 class SpecError(ValueError):
