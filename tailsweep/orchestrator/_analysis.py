@@ -356,7 +356,7 @@ def build_report(sweep: Sweep, out_dir: Path, baseline: str = BASELINE, title: s
                                  f"{len(sweep.trials)} trials in {len(settings(sweep))} settings, {len(done)} complete"
                                  + (f" (a TPE search: the tables and plots show each searched scheme by its best "
                                     f"configuration on validation, {len(groups)} settings in all). " if search else ". ")
-                                 + 
+                                 +
                                  "Every figure below is computed from the child runs' MLflow metrics and artifacts "
                                  "(test split, best checkpoint by the sweep's selection metric). Mean ± std over "
                                  "seeds and the 95 % confidence interval (Student t) in brackets.")]

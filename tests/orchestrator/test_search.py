@@ -9,7 +9,13 @@ import optuna
 import pytest
 
 from tailsweep.orchestrator._plan import plan_trials, planned_count
-from tailsweep.orchestrator._search import PerSchemeSearch, configuration, optuna_space, scheme_space, study_storage
+from tailsweep.orchestrator._search import (
+    PerSchemeSearch,
+    configuration,
+    optuna_space,
+    scheme_space,
+    study_storage,
+)
 from tailsweep.orchestrator.spec import SpecError, load_spec, search_warnings
 
 TPE = ["search.algorithm=tpe", "search.num_samples=3", "seeds=[0, 1]",
