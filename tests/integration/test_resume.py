@@ -20,7 +20,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tailsweep.orchestrator._tracking import PARENT_TAG, STARTED_TAG, SWEEP_TAG, TRIAL_TAG
+from tailsweep.orchestrator._tracking import CONFIG_TAG, PARENT_TAG, STARTED_TAG, SWEEP_TAG, TRIAL_TAG
 from tailsweep.trainables.worker import FAULT_ENV, FAULT_ONCE_ENV
 from tests.conftest import make_features_table
 
@@ -57,16 +57,17 @@ def _history(client, run_id):
     return [m.step for m in client.get_metric_history(run_id, "val/macro_ap")]
 
 
-def _held_sweep(tmp_path, schemes, epochs, hold, **train):
+def _held_sweep(tmp_path, schemes, epochs, hold, extra=None, **train):
     """`launch sweep` (the real CLI, one trial at a time) until the fault ``hold`` (``hold@EPOCH:SCHEME``)
-    holds a trial's worker; returns (driver process, spec file, tracking dir, environment)."""
+    holds a trial's worker; returns (driver process, spec file, tracking dir, environment). ``extra``: more of
+    the spec (seeds, search)."""
     table = make_features_table(tmp_path / "t", n=(160, 40, 40))
     runs = tmp_path / "runs"
     spec_file = tmp_path / "sweep.yaml"
     spec_file.write_text(yaml.safe_dump({
         "data": {"path": str(table.root)}, "model": {"backbone": "mlp", "hidden": 16},
         "schemes": schemes, "seeds": [0], "train": {"epochs": epochs, "batch_size": 32, **train},
-        "resources": {"max_concurrent_trials": 1}, "tracking": {"dir": str(runs)}}))
+        "resources": {"max_concurrent_trials": 1}, "tracking": {"dir": str(runs)}, **(extra or {})}))
     held = tmp_path / "held"
     env = {**os.environ, FAULT_ENV: hold, FAULT_ONCE_ENV: str(held)}
     driver = subprocess.Popen([str(LAUNCH), "sweep", str(spec_file)], env=env, stdout=subprocess.PIPE,
@@ -146,3 +147,48 @@ def test_ctrl_c_exits_130_with_the_resume_command_and_leaves_no_run_running(tmp_
         [exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")}
     assert statuses["unweighted"] == "KILLED" and "RUNNING" not in statuses.values(), statuses
     assert client.get_run(parent.info.run_id).info.status == "KILLED"
+
+
+def test_killed_tpe_search_resumes_its_studies_and_runs_exactly_its_budget(tmp_path):
+    import optuna
+
+    schemes = [{"name": "effective_number", "search": ["beta"]}, {"name": "focal", "search": {"gamma": [0.5, 3.0]}}]
+    # trials in order: effective_number's first configuration (seeds 0, 1), then focal's, held in its epoch 2
+    driver, spec_file, runs, env = _held_sweep(
+        tmp_path, schemes, 2, "hold@2:focal", checkpoint_every_s=0,
+        extra={"seeds": [0, 1], "search": {"algorithm": "tpe", "num_samples": 3, "lr": [0.001, 0.01]}})
+    try:
+        time.sleep(4)  # past Tune's experiment-state period
+    finally:
+        doomed = _descendants(driver.pid)
+        _kill([driver.pid])
+        driver.wait(30)
+        _kill(doomed)
+    client = MlflowClient(f"sqlite:///{runs / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tailsweep")
+    (parent,) = [r for r in client.search_runs([exp.experiment_id]) if PARENT_TAG not in r.data.tags]
+    sweep_id = parent.data.tags[SWEEP_TAG]
+    before = client.search_runs([exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+    assert len(before) < 12 and any(r.info.status == "RUNNING" for r in before)  # mid-search: SIGKILL closes nothing
+
+    out = subprocess.run([str(LAUNCH), "sweep", str(spec_file), "--resume", "latest"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    after = client.search_runs([exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+    per_scheme: dict[str, list] = {}
+    for r in after:
+        per_scheme.setdefault(r.data.tags["scheme"], []).append(r)
+    assert {k: len(v) for k, v in per_scheme.items()} == {"effective_number": 6, "focal": 6}  # num_samples x seeds
+    for scheme, rs in per_scheme.items():
+        configs: dict[str, list[str]] = {}
+        for r in rs:
+            assert r.info.status == "FINISHED", (scheme, r.info.run_name)
+            assert _history(client, r.info.run_id) == [1, 2], r.info.run_name  # every epoch once
+            configs.setdefault(r.data.tags[CONFIG_TAG], []).append(r.data.params["seed"])  # params, lr, wd
+        # three distinct configurations, each run once per seed: none suggested again after the resume
+        assert sorted(sorted(v) for v in configs.values()) == [["0", "1"]] * 3, scheme
+    assert len(client.search_runs([exp.experiment_id])) == 13  # nothing duplicated (deleted runs are not listed)
+    storage = f"sqlite:///{runs / 'sweeps' / sweep_id / 'optuna.db'}"
+    for name in ("effective_number", "focal"):
+        states = [t.state for t in optuna.load_study(study_name=f"{sweep_id}/{name}", storage=storage).trials]
+        assert states.count(optuna.trial.TrialState.COMPLETE) == 3 and optuna.trial.TrialState.RUNNING not in states
