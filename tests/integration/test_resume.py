@@ -20,7 +20,13 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tailsweep.orchestrator._tracking import CONFIG_TAG, PARENT_TAG, STARTED_TAG, SWEEP_TAG, TRIAL_TAG
+from tailsweep.orchestrator._tracking import (
+    CONFIG_TAG,
+    PARENT_TAG,
+    STARTED_TAG,
+    SWEEP_TAG,
+    TRIAL_TAG,
+)
 from tailsweep.trainables.worker import FAULT_ENV, FAULT_ONCE_ENV
 from tests.conftest import make_features_table
 
