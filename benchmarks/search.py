@@ -81,7 +81,7 @@ def results_table(results: Path, trials: int) -> str:
     return (f"Best validation micro AU(PRC) found (the best epoch of each configuration), {len(reps)} repetitions "
             f"(search seeds {reps[0]}-{reps[-1]}) of {trials} configurations each; {first['dataset']}, "
             f"effective_number with beta (log-uniform on 1 - beta, [0.9, 0.9999]) and lr (log-uniform, "
-            f"[1e-4, 3e-2]) searched; MLP {first["hidden"]} wide, {first["epochs"]} epochs, batch 16, Adam, one training seed. "
+            f"[1e-4, 3e-2]) searched; MLP {first['hidden']} wide, {first['epochs']} epochs, batch 16, Adam, one training seed. "
             f"Best value seen in any run: {best_any:.4f}.\n\n" + "\n".join(lines))
 
 
