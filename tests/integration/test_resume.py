@@ -194,6 +194,9 @@ def test_killed_tpe_search_resumes_its_studies_and_runs_exactly_its_budget(tmp_p
         # three distinct configurations, each run once per seed: none suggested again after the resume
         assert sorted(sorted(v) for v in configs.values()) == [["0", "1"]] * 3, scheme
     assert len(client.search_runs([exp.experiment_id])) == 13  # nothing duplicated (deleted runs are not listed)
+    report = (runs / "sweeps" / sweep_id / "report" / "report.md").read_text()  # the sweep's end: the search
+    assert "What the search learned (TPE)" in report and "search_history.png" in report
+    assert "param_importances.png" in report
     storage = f"sqlite:///{runs / 'sweeps' / sweep_id / 'optuna.db'}"
     for name in ("effective_number", "focal"):
         states = [t.state for t in optuna.load_study(study_name=f"{sweep_id}/{name}", storage=storage).trials]
