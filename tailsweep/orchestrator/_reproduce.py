@@ -134,7 +134,7 @@ def hmc_overrides(name: str, todo: list[tuple[str, int]], table_dir: Path, runs_
         f"train.optimizer={p['optimizer']}", f"train.lr={lr}", f"train.weight_decay={p['weight_decay']}",
         f"train.lr_schedule={p['lr_schedule']}", "train.augment=false",
         "train.train_splits=" + json.dumps(p["train_splits"]), f"train.final_model={p['final_model']}",
-        "search.metric=val/micro_auprc",
+        "search.metric=val/micro_auprc", "eval.thresholds=per_label",  # both threshold rules, for launch report
         "schemes=" + json.dumps([{"label": v, **VARIANTS[v], "seeds": ks} for v, ks in seeds.items()]),
         f"seeds={sorted({k for _, k in todo})}", f"tracking.dir={runs_dir}"]
 

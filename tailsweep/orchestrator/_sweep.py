@@ -525,7 +525,7 @@ def _fit(spec, table, stats, trials, sweep_id, parent_run_id, tracking, resource
         "warmup_epochs": t.warmup_epochs, "weight_decay": t.weight_decay, "momentum": t.momentum,
         "augment": t.augment, "pipeline": t.pipeline, "loader_workers": resources["loader_workers"],
         "select_metric": spec.search.metric, "threads": resources["threads"],
-        "precision": t.precision,
+        "precision": t.precision, "thresholds": spec.eval.thresholds, "prediction_rows": spec.eval.prediction_rows,
     }
     common = {k: v for k, v in worker_defaults.items() if k not in ("stats", "scheme", "lr")}
     from ._tracking import dataset_inputs

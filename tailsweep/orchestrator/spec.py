@@ -250,6 +250,16 @@ class SearchSpec(_Model):
         return self.startup_trials or max(2, min(10, self.num_samples // 4))
 
 
+class EvalSpec(_Model):
+    thresholds: Literal["fixed", "per_label"] = Field(
+        "fixed", description="fixed: predict at 0.5; per_label: also each label's threshold chosen on val to maximise "
+                             "its F1 (a label without val positives keeps 0.5), applied to test and reported beside "
+                             "the fixed rule (test/tuned_*); on a hierarchy the predictions are closed upward")
+    prediction_rows: Annotated[int, Field(ge=0)] = Field(
+        20_000, description="test rows whose scores each trial keeps (test_predictions.npz: float16 scores, for "
+                            "launch report's paired bootstrap and per-label view); a seeded subsample past it; 0 = none")
+
+
 class SchedulerSpec(_Model):
     name: Literal["fifo", "asha"] = "fifo"
     grace_period: PosInt = 1
@@ -287,6 +297,7 @@ class SweepSpec(_Model):
     schemes: list[SchemeSpec] = Field(default_factory=lambda: [SchemeSpec(name=n) for n in DEMO_SCHEMES], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
     search: SearchSpec = SearchSpec()
+    eval: EvalSpec = EvalSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     resources: ResourcesSpec = ResourcesSpec()
     tracking: TrackingSpec = TrackingSpec()

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from ..datasets import LabelStats, LabelTable, lpros_copies
 from ..losses import SCHEMES, Hierarchy, build_loss, default_k, ensemble_coherent
 from ._data import SplitTensors, concat_splits, load_split, prepare_batch, shard_indices
-from ._metrics import compute_metrics
+from ._metrics import compute_metrics, threshold_dependent, tune_thresholds
 from ._models import build_model
 from ._tracking import ARTIFACTS_DIR
 
@@ -74,6 +74,8 @@ class WorkerConfig:
     select_metric: str = "val/macro_ap"
     threads: int = 1
     precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU; "bf16" forces it on CPU too
+    thresholds: str = "fixed"  # fixed (0.5) | per_label (each label's F1-best threshold on val, also reported)
+    prediction_rows: int = 20_000  # test rows whose scores are kept (a seeded subsample past it); 0 = none
     tracking_uri: str | None = None
     run_id: str | None = None
 
@@ -363,9 +365,18 @@ def train_loop_per_worker(config: dict) -> None:
             test = load_split(table, "test", cfg.image_size)
             test_metrics, test_rows, test_y, test_p = evaluate(raw_model, test, stats, device, cfg, rank, world,
                                                                autocast, hierarchy)
-            _, val_rows, *_ = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast, hierarchy)
+            _, val_rows, val_y, val_p = evaluate(raw_model, val, stats, device, cfg, rank, world, autocast, hierarchy)
             metrics.update({f"test/{k}": v for k, v in test_metrics.items()})
-            tables = (val_rows, test_rows, rare_predictions(stats, test_y, test_p)) if rank == 0 else None
+            thresholds = None
+            if cfg.thresholds == "per_label":  # chosen on val, applied to test (predictions closed upward)
+                thresholds = tune_thresholds(val_y, val_p)
+                tuned, tuned_rows = compute_metrics(test_y, test_p, stats, thresholds,
+                                                    table.closure if table.is_hierarchical else None)
+                metrics.update({f"test/tuned_{k}": v for k, v in threshold_dependent(tuned).items()})
+                for row, t, tr in zip(test_rows, thresholds, tuned_rows, strict=True):
+                    row.update({"threshold": float(t), **{f"tuned_{k}": tr[k] for k in ("precision", "recall", "f1")}})
+            tables = (val_rows, test_rows, rare_predictions(stats, test_y, test_p),
+                      kept_predictions(test_y, test_p, thresholds, cfg.prediction_rows)) if rank == 0 else None
 
         # --- checkpoint + report (checkpoint from rank 0 only) ----------------------------------
         # Checkpoints are written at most every checkpoint_every_s (and after the last epoch): with
@@ -454,10 +465,31 @@ def _with_lpros_copies(table: LabelTable, train: SplitTensors, cfg: WorkerConfig
     return SplitTensors(torch.cat([train.inputs, inputs]), torch.cat([train.targets, targets]), train.is_image)
 
 
+PREDICTIONS_FILE = "test_predictions.npz"
+
+
+def kept_predictions(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray | None, cap: int) -> dict | None:
+    """The test scores kept for ``launch report`` (paired bootstrap, per-label view): every row, or past ``cap``
+    rows a seeded subsample (seed 0: the same rows for every trial of a table); float16 scores, boolean targets,
+    the test row indices kept, and the per-label thresholds when tuned. None when ``cap`` is 0 (off)."""
+    if cap <= 0:
+        return None
+    rows = np.arange(len(y))
+    if len(rows) > cap:
+        rows = np.sort(np.random.default_rng(0).choice(len(y), size=cap, replace=False))
+    out = {"p": np.asarray(p)[rows].astype(np.float16), "y": np.asarray(y)[rows].astype(bool),
+           "rows": rows.astype(np.int32), "n_test": np.int64(len(y))}
+    if thresholds is not None:
+        out["thresholds"] = np.asarray(thresholds, dtype=np.float32)
+    return out
+
+
 def _write_trial_artifacts(d: Path, cfg: WorkerConfig, loss_fn, stats: LabelStats, val_rows, test_rows,
-                           rare_rows) -> None:
+                           rare_rows, predictions=None) -> None:
     """The trial's tables, into the final checkpoint's ``artifacts/`` (the run's MLflow artifacts)."""
     d.mkdir(parents=True, exist_ok=True)
+    if predictions is not None:
+        np.savez_compressed(d / PREDICTIONS_FILE, **predictions)
     _write_csv(d / "per_label_val.csv", val_rows)
     _write_csv(d / "per_label_test.csv", test_rows)
     if rare_rows:
