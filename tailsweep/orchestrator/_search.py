@@ -31,8 +31,10 @@ from .spec import SweepSpec
 
 log = logging.getLogger(__name__)
 
-STUDY_FILE = "optuna.db"
-SCORE_KEY = "val/best"  # the best epoch's selection metric: what the tested checkpoint scored on val
+# the study file and what the studies learn from (the best epoch's selection metric: what the tested checkpoint
+# scored on val), named once for both sides
+from ..analysis.search import SCORE as SCORE_KEY  # noqa: E402
+from ..analysis.search import STUDY_FILE  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..analysis import summary as _report
 from ..datasets import LabelTable, TableValidationError, check_table, label_stats, synth_garments
-from . import _report
 from ._plan import plan_trials, planned_count
 from ._tracking import KIND_TAG, SWEEP_TAG, Tracking
 from .spec import SpecError, SweepSpec, check_spec, search_warnings, spec_to_yaml
@@ -434,7 +434,7 @@ def run_sweep(spec: SweepSpec, console: Console | None = None, verbose: bool = F
             console.print(f"[yellow]{late}[/]", highlight=False)
         _log_summary(tracking, parent_run_id, summary)
         try:  # the full report (tables, tests, plots) from what MLflow now holds; logged under report/
-            from ._analysis import write_report
+            from ..analysis.report import write_report
 
             md, _ = write_report(tracking.uri, sweep_id, report_dir / "report", experiment=spec.tracking.experiment)
             console.print(f"report: {md} (and report.html beside it; in MLflow under the parent run's report/)")

@@ -25,15 +25,19 @@ from typing import Any
 
 from ray import tune
 
+# re-exported: the driver's side writes what the analysis reads
+from ..analysis.tags import (  # noqa: F401
+    CONFIG_TAG,
+    KIND_TAG,
+    PARENT_TAG,
+    STARTED_TAG,
+    SWEEP_TAG,
+    TRIAL_KEY_TAG,
+    TRIAL_TAG,
+)
+
 log = logging.getLogger(__name__)
 
-SWEEP_TAG = "tailsweep.sweep_id"
-KIND_TAG = "tailsweep.kind"  # "sweep" on a parent run
-TRIAL_TAG = "tune_trial_id"
-TRIAL_KEY_TAG = "tailsweep.trial_key"
-STARTED_TAG = "tailsweep.trial_started"  # unix time the trial started (MLflow's start_time is its planning)
-PARENT_TAG = "mlflow.parentRunId"
-CONFIG_TAG = "tailsweep.config"  # the trial's configuration (scheme parameters, lr, weight decay) as JSON
 MAX_TAG = 8000  # MLflow's tag-value limit
 MAX_PARAM = 6000
 

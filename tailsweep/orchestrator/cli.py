@@ -336,7 +336,7 @@ def report(sweep, runs_dir, uri, experiment, out, baseline, title):
     """Write the comparison report of SWEEP (an id, a unique prefix, or 'latest') from MLflow:
     mean ± std and 95 % CI per scheme, frequency buckets, paired Wilcoxon tests, plots; Markdown + PNG + HTML,
     logged to the sweep's parent run."""
-    from ._analysis import ReportError, write_report
+    from ..analysis.report import ReportError, write_report
 
     root = Path(runs_dir).expanduser().resolve()
     if uri is None:
@@ -345,7 +345,7 @@ def report(sweep, runs_dir, uri, experiment, out, baseline, title):
             _fail(f"no MLflow store at {db}; pass --dir (the sweep's tracking.dir) or --uri")
         uri = f"sqlite:///{db}"
     try:
-        from ._analysis import find_sweep
+        from ..analysis.report import find_sweep
 
         if out is None:
             from mlflow.tracking import MlflowClient

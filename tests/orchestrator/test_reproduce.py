@@ -11,12 +11,8 @@ from click.testing import CliRunner
 from rich.console import Console
 from scipy.stats import friedmanchisquare
 
-from tailsweep.orchestrator._reproduce import (
-    friedman_nemenyi,
-    report_hmc,
-    reproduce_hmc,
-    result_path,
-)
+from tailsweep.analysis.hmc import friedman_nemenyi, report_hmc, result_path
+from tailsweep.orchestrator._reproduce import reproduce_hmc
 from tailsweep.orchestrator.cli import main
 
 METRICS = ("micro_auprc", "macro_recall_allnodes", "macro_f1_allnodes", "macro_precision_allnodes",
@@ -172,7 +168,7 @@ def test_every_published_dataset_is_known_with_its_protocol():
 def test_friedman_tie_correction_by_hand_and_against_scipy():
     from scipy.stats import rankdata
 
-    from tailsweep.orchestrator._reproduce import friedman
+    from tailsweep.analysis.stats import friedman
 
     # 3 datasets x 3 schemes; dataset 1 ties schemes b and c. Ranks (1 = best):
     # d0: a 1, b 2, c 3;  d1: a 1, b 2.5, c 2.5;  d2: a 2, b 1, c 3  -> average ranks 4/3, 11/6, 17/6

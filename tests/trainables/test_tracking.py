@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tailsweep.orchestrator._report import tracking_summary
+from tailsweep.analysis.summary import tracking_summary
 from tailsweep.trainables import _tracking
 from tailsweep.trainables._tracking import LATE_KEY, UNWRITTEN_KEY, MlflowMetricsCallback
 

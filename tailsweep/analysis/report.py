@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._search_report import best_settings, search_blocks, search_settings, study_file
-from ._tracking import PARENT_TAG, STARTED_TAG, SWEEP_TAG
+from .search import best_settings, search_blocks, search_settings, study_file
+from .stats import mean_ci, paired_wilcoxon
+from .tags import PARENT_TAG, STARTED_TAG, SWEEP_TAG
 
 HEADLINE = [("test/macro_ap", "macro AP"), ("test/micro_auprc", "micro AU(PRC)"), ("test/macro_f1", "macro F1"),
             ("test/micro_f1", "micro F1")]
@@ -145,20 +146,7 @@ def load_sweep(uri: str, sweep: str, experiment: str | None = None) -> Sweep:
                  dict(parent.data.params), label_stats, study_path)
 
 
-# --- statistics ---------------------------------------------------------------------------------
-def mean_ci(values: list[float]) -> tuple[float, float, float, int]:
-    """(mean, std, half-width of the 95 % t interval, n); NaNs for no values."""
-    from scipy.stats import t as student
-
-    v = np.array([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
-    if len(v) == 0:
-        return math.nan, math.nan, math.nan, 0
-    if len(v) == 1:
-        return float(v[0]), math.nan, math.nan, 1
-    sd = float(v.std(ddof=1))
-    return float(v.mean()), sd, float(student.ppf(0.975, len(v) - 1) * sd / math.sqrt(len(v))), len(v)
-
-
+# --- statistics: tailsweep/analysis/stats.py ---------------------------------------------------------
 def _fmt_ci(m: tuple) -> str:
     mean, sd, half, n = m
     if n == 0:
@@ -173,17 +161,6 @@ def settings(sweep: Sweep) -> dict[str, list[Trial]]:
     for t in sweep.trials:
         out[t.setting].append(t)
     return dict(out)
-
-
-def paired_wilcoxon(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, int]:
-    """(mean difference b - a, two-sided p, pairs) over seeds present in both; p NaN if undefined."""
-    from scipy.stats import wilcoxon
-
-    seeds = sorted(set(a) & set(b))
-    diffs = np.array([b[s] - a[s] for s in seeds])
-    if len(seeds) < 2 or not np.any(diffs):
-        return (float(diffs.mean()) if len(diffs) else math.nan), math.nan, len(seeds)
-    return float(diffs.mean()), float(wilcoxon(diffs).pvalue), len(seeds)
 
 
 # --- plots --------------------------------------------------------------------------------------

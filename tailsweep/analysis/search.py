@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-STUDY_FILE = "optuna.db"  # the same name as _search.STUDY_FILE (that module imports Ray)
-SCORE = "val/best"
+STUDY_FILE = "optuna.db"  # a tpe sweep's Optuna storage, in its sweep folder (orchestrator/_search.py)
+SCORE = "val/best"  # what each study learns from: the best epoch's selection metric
 
 
 def search_settings(params: dict) -> dict | None:
@@ -166,7 +166,7 @@ def best_settings(sweep, settings: dict) -> set[str]:
 
 
 def search_blocks(sweep, settings: dict, out_dir: Path, study_path: Path | None, fmt_ci, mean_ci) -> list[tuple]:
-    """The report's search section (blocks as ``_analysis.build_report`` renders them)."""
+    """The report's search section (blocks as ``report.build_report`` renders them)."""
     configs = configurations(sweep.trials)
     names = dict(enumerate(settings["schemes"]))
     n = settings["num_samples"]

@@ -8,14 +8,15 @@ import math
 
 import optuna
 
-from tailsweep.orchestrator._analysis import Sweep, Trial, _fmt_ci, mean_ci
-from tailsweep.orchestrator._search_report import (
+from tailsweep.analysis.report import Sweep, Trial, _fmt_ci
+from tailsweep.analysis.search import (
     best_settings,
     configurations,
     importances,
     search_blocks,
     search_settings,
 )
+from tailsweep.analysis.stats import mean_ci
 
 PARAMS = {"spec.search.algorithm": "tpe", "spec.search.num_samples": "4", "spec.search.startup_trials": "null",
           "spec.search.metric": "val/macro_ap", "spec.search.mode": "max", "spec.search.lr": "[0.001, 0.01]",

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from tailsweep.orchestrator._analysis import mean_ci, paired_wilcoxon, to_html, to_markdown
+from tailsweep.analysis.report import to_html, to_markdown
+from tailsweep.analysis.stats import mean_ci, paired_wilcoxon
 
 
 def test_mean_and_95_ci_by_hand():
