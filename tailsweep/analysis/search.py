@@ -167,7 +167,7 @@ def best_settings(sweep, settings: dict) -> set[str]:
 
 def search_blocks(sweep, settings: dict, out_dir: Path, study_path: Path | None, fmt_ci, mean_ci) -> list[tuple]:
     """The report's search section (blocks as ``report.build_report`` renders them)."""
-    configs = configurations(sweep.trials)
+    configs = dict(sorted(configurations(sweep.trials).items()))
     names = dict(enumerate(settings["schemes"]))
     n = settings["num_samples"]
     startup = int(settings["startup"]) if settings["startup"] not in (None, "null", "None") else max(2, min(10, n // 4))
@@ -180,7 +180,7 @@ def search_blocks(sweep, settings: dict, out_dir: Path, study_path: Path | None,
                         "The comparison above uses each entry's best configuration on validation; its test figures "
                         "were not seen by the search."))
     rows = []
-    for entry, c in best.items():
+    for entry, c in sorted(best.items()):  # in the spec's order
         done = [t for t in c["trials"] if t.complete]
         rows.append([names.get(entry, str(entry)), c["setting"], f"{len(searched[entry])}",
                      fmt_ci(mean_ci([t.metrics.get(SCORE) for t in done])),
