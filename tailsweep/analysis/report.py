@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .compare import bootstrap_blocks, per_label_blocks, threshold_blocks
 from .search import best_settings, search_blocks, search_settings, study_file
 from .stats import mean_ci, paired_wilcoxon
 from .tags import PARENT_TAG, STARTED_TAG, SWEEP_TAG
@@ -30,6 +31,7 @@ HEADLINE = [("test/macro_ap", "macro AP"), ("test/micro_auprc", "micro AU(PRC)")
             ("test/micro_f1", "micro F1")]
 BUCKETS = ("many", "medium", "few")
 BASELINE = "unweighted"
+PREDICTIONS = "test_predictions.npz"  # each trial's kept test scores (trainables/worker.py: kept_predictions)
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Trial:
     rare: list[dict] = field(default_factory=list)
     weights: dict = field(default_factory=dict)
     group: str = ""  # "<scheme entry>:<configuration>" (the trial plan's group)
+    predictions: dict | None = None  # test_predictions.npz: p (rows x labels, float16), y, rows, n_test[, thresholds]
 
     @property
     def complete(self) -> bool:
@@ -123,13 +126,16 @@ def load_sweep(uri: str, sweep: str, experiment: str | None = None) -> Sweep:
                 d = Path(tmp) / run.info.run_id
                 d.mkdir()
                 have = {a.path for a in client.list_artifacts(run.info.run_id)}
-                for art in ("per_label_test.csv", "rare_labels_test_predictions.csv", "weights.json"):
+                for art in ("per_label_test.csv", "rare_labels_test_predictions.csv", "weights.json", PREDICTIONS):
                     if art in have:
                         local = Path(client.download_artifacts(run.info.run_id, art, str(d)))
                         if art == "weights.json":
                             t.weights = json.loads(local.read_text())
                         elif art == "per_label_test.csv":
                             t.per_label = _csv(local)
+                        elif art == PREDICTIONS:
+                            with np.load(local) as z:
+                                t.predictions = {k: z[k] for k in z.files}
                         else:
                             t.rare = _csv(local)
             trials.append(t)
@@ -192,8 +198,8 @@ def plot_per_label_f1(groups: dict[str, list[Trial]], colours, path: Path) -> No
         if not pts:
             continue
         x, y = (np.array(v, dtype=np.float64) for v in zip(*pts, strict=True))
-        if len(x) <= 40:  # few labels: every label, joined in frequency order
-            ax.plot(x, y, "o-", ms=4, lw=1, alpha=0.85, color=colours[name], label=name)
+        if len(x) <= 40:  # few labels: every label a marker (no lines: neighbours in frequency are unrelated)
+            ax.scatter(x, y, s=22, alpha=0.8, color=colours[name], label=name)
             continue
         # many labels: each label a faint dot, and the mean per log-spaced frequency bin as a line
         ax.scatter(x, y, s=6, alpha=0.25, color=colours[name])
@@ -314,7 +320,7 @@ def _table(header: list[str], rows: list[list[str]]) -> tuple:
     return ("table", header, rows)
 
 
-def build_report(sweep: Sweep, out_dir: Path, baseline: str = BASELINE, title: str | None = None) -> list[tuple]:
+def build_report(sweep: Sweep, out_dir: Path, baseline: str | None = None, title: str | None = None) -> list[tuple]:
     """Compute, plot into ``out_dir``, and return the report as blocks (rendered to Markdown and HTML)."""
     import matplotlib
 
@@ -366,6 +372,8 @@ def build_report(sweep: Sweep, out_dir: Path, baseline: str = BASELINE, title: s
                      + (" -- " + ", ".join(f"{b}: {n} label{'s' if n != 1 else ''}" for b, n in counts.items()) if counts else "") + "."),
                _table(["setting"] + buckets, rows)]
     # significance
+    if baseline is None:  # unweighted; on a hierarchy mcloss (C-HMCNN), when the sweep has it
+        baseline = "mcloss" if any(n.split()[0] == "mcloss" for n in names) else BASELINE
     base = next((n for n in names if n == baseline or n.split()[0] == baseline), None)
     if base is not None:
         rows = []
@@ -387,6 +395,10 @@ def build_report(sweep: Sweep, out_dir: Path, baseline: str = BASELINE, title: s
                    _table(["setting", "Δ macro AP", "Δ macro F1", "Δ few-shot recall"], rows)]
     else:
         blocks += [("p", f"No `{baseline}` setting in this sweep: no paired tests.")]
+    blocks += threshold_blocks(groups, buckets)
+    if base is not None:
+        blocks += bootstrap_blocks(groups, base, buckets)
+        blocks += per_label_blocks(groups, base, colours, out_dir)
     # plots
     if done:
         plot_per_label_f1(groups, colours, out_dir / "per_label_f1.png")
@@ -475,7 +487,7 @@ def to_html(blocks: list[tuple], image_prefix: str = "") -> str:
     return f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
 
 
-def write_report(uri: str, sweep: str, out: Path, experiment: str | None = None, baseline: str = BASELINE,
+def write_report(uri: str, sweep: str, out: Path, experiment: str | None = None, baseline: str | None = None,
                  title: str | None = None, log_to_mlflow: bool = True) -> tuple[Path, Sweep]:
     """Write the report. ``out``: a folder (report.md, report.html, PNGs inside) or a ``.md`` file (its
     PNGs and HTML in a sibling folder named after it). Logged to the parent run under ``report/``."""

@@ -330,12 +330,14 @@ def schemes(as_json):
 @click.option("--experiment", default=None, help="MLflow experiment (default: search all).")
 @click.option("--out", default=None, help="A folder, or a .md file (its PNGs/HTML go in a sibling folder); "
                                           "default <dir>/sweeps/<sweep id>/report/.")
-@click.option("--baseline", default="unweighted", show_default=True, help="Setting the paired tests compare against.")
+@click.option("--baseline", default=None, help="Setting the paired tests and the bootstrap compare against "
+                                               "(default: unweighted; mcloss when the sweep has it).")
 @click.option("--title", default=None, help="Report title.")
 def report(sweep, runs_dir, uri, experiment, out, baseline, title):
     """Write the comparison report of SWEEP (an id, a unique prefix, or 'latest') from MLflow:
-    mean ± std and 95 % CI per scheme, frequency buckets, paired Wilcoxon tests, plots; Markdown + PNG + HTML,
-    logged to the sweep's parent run."""
+    mean ± std and 95 % CI per scheme, frequency buckets, paired Wilcoxon tests over seeds, the paired bootstrap over
+    test rows, the per-label view, both threshold rules, plots; Markdown + PNG + HTML, logged to the sweep's parent
+    run."""
     from ..analysis.report import ReportError, write_report
 
     root = Path(runs_dir).expanduser().resolve()

@@ -11,7 +11,7 @@ import pytest
 
 @pytest.mark.parametrize("modules", [
     ["tailsweep.analysis.report", "tailsweep.analysis.summary", "tailsweep.analysis.search", "tailsweep.analysis.hmc",
-     "tailsweep.analysis.stats", "tailsweep.analysis.tags"],
+     "tailsweep.analysis.stats", "tailsweep.analysis.tags", "tailsweep.analysis.bootstrap", "tailsweep.analysis.compare"],
     ["tailsweep.losses._registry", "tailsweep.losses._flat", "tailsweep.losses._hierarchy", "tailsweep.losses._ensemble"],
     ["tailsweep.datasets", "tailsweep.datasets._hmc", "tailsweep.datasets._images", "tailsweep.datasets._longtail"],
 ])
