@@ -105,10 +105,17 @@ def bootstrap_blocks(groups: dict, base: str, buckets: list[str], resamples: int
     if by_bucket:
         blocks.append(("table", ["setting"] + [f"Δ {k.split('_')[0]} {BUCKET_WORDS[k.split('_')[1]]}" for k in by_bucket],
                        [[n] + [cell(n, k) for k in by_bucket] for n in results]))
-    holds = [f"`{n}` {k.replace('_', ' ')} {results[n][k]['diff']:+.4f}" for n in results for k in headline + by_bucket
-             if not math.isnan(results[n][k]["diff"]) and (results[n][k]["low"] > 0 or results[n][k]["high"] < 0)]
-    blocks.append(("p", ("Differences whose interval excludes 0: " + "; ".join(holds) + ".") if holds
-                   else "No difference's interval excludes 0."))
+    def excludes_zero(n, k):
+        r = results[n][k]
+        return not math.isnan(r["diff"]) and (r["low"] > 0 or r["high"] < 0)
+
+    words = {"micro_auprc": "micro AU(PRC)", "macro_ap": "macro AP", "macro_f1": "macro F1"}
+    holds = [f"`{n}` {words[k]} {results[n][k]['diff']:+.4f}" for n in results for k in headline if excludes_zero(n, k)]
+    n_bucket = sum(excludes_zero(n, k) for n in results for k in by_bucket)
+    blocks.append(("p", (("Headline differences whose interval excludes 0: " + "; ".join(holds) + ".") if holds
+                         else "No headline difference's interval excludes 0.")
+                   + (f" By frequency bucket: {n_bucket} of {len(results) * len(by_bucket)} (the table above)."
+                      if by_bucket else "")))
     if skipped:
         blocks.append(("p", "Not compared: " + "; ".join(skipped) + "."))
     return blocks
