@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._panels import finish, panels
 from .stats import mean_ci
 
 BUCKET_WORDS = {"many": "many-shot", "medium": "medium", "few": "few-shot"}
@@ -141,17 +142,13 @@ def per_label_delta(base_trials, other_trials) -> tuple[np.ndarray, np.ndarray]:
 
 def plot_delta_ap(groups: dict, base: str, colours, path: Path) -> list[str]:
     """One panel per setting: ΔAP of each label against its training positives (log x), no lines."""
-    import matplotlib.pyplot as plt
-
     names = [n for n in groups if n != base]
     data = {n: per_label_delta(groups[base], groups[n]) for n in names}
     names = [n for n in names if len(data[n][0])]
     if not names:
         return []
-    cols = min(3, len(names))
-    rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows), squeeze=False, sharey=True, sharex=True)
-    for ax, name in zip(axes.ravel(), names, strict=False):
+    fig, axes, used = panels(len(names), 4.6, 3.3, sharey=True, sharex=True)
+    for ax, name in zip(used, names, strict=True):
         x, d = data[name]
         ax.scatter(x, d, s=9 if len(x) > 60 else 18, alpha=0.45 if len(x) > 60 else 0.8, color=colours[name])
         ax.axhline(0, color="0.3", lw=0.8)
@@ -161,14 +158,8 @@ def plot_delta_ap(groups: dict, base: str, colours, path: Path) -> list[str]:
         ax.set_title(f"{name}\nwins {won} of {len(d)} labels", fontsize=9)
         ax.set_xlabel("training positives (log)")
         ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(names):]:
-        ax.axis("off")
-    for ax in axes[:, 0]:
-        ax.set_ylabel(f"test AP minus {base}'s")
-    fig.suptitle(f"Per-label AP against {base} (mean over seeds; shaded: few-shot, < 20)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish(fig, path, f"test AP minus {base}'s", axes, f"Per-label AP against {base} (mean over seeds; shaded: "
+           "few-shot, < 20)")
     return names
 
 

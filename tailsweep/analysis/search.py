@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._panels import finish, panels
+
 STUDY_FILE = "optuna.db"  # a tpe sweep's Optuna storage, in its sweep folder (orchestrator/_search.py)
 SCORE = "val/best"  # what each study learns from: the best epoch's selection metric
 
@@ -94,15 +96,12 @@ def importances(path: Path, sweep_id: str, names: list[str]) -> dict[str, dict[s
 
 def plot_history(configs: dict[int, list[dict]], names: dict[int, str], startup: int, metric: str, mode: str,
                  path: Path) -> None:
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     entries = list(configs)
-    cols = min(3, len(entries))
-    rows = math.ceil(len(entries) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False, sharey=True)
+    fig, axes, used = panels(len(entries), 4.6, 3.4, sharey=True)
     best = np.fmax.accumulate if mode == "max" else np.fmin.accumulate
-    for ax, entry in zip(axes.ravel(), entries, strict=False):
+    for ax, entry in zip(used, entries, strict=True):
         cs = configs[entry]
         x = np.arange(1, len(cs) + 1)
         y = np.array([c["score"] for c in cs], dtype=np.float64)
@@ -120,26 +119,15 @@ def plot_history(configs: dict[int, list[dict]], names: dict[int, str], startup:
         ax.set_title(names[entry], fontsize=10)
         ax.set_xlabel("configuration, in the order suggested")
         ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(entries):]:
-        ax.axis("off")
-    for ax in axes[:, 0]:
-        ax.set_ylabel(f"{metric} (best epoch)")
-    handles, labels = axes.ravel()[0].get_legend_handles_labels()
-    fig.suptitle("Search history (validation; grey: each seed)")
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    handles, labels = used[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish(fig, path, f"{metric} (best epoch)", axes, "Search history (validation; grey: each seed)",
+           rect=(0, 0.07, 1, 1))
 
 
 def plot_importances(imps: dict[str, dict[str, float]], path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    cols = min(3, len(imps))
-    rows = math.ceil(len(imps) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 0.9 + 0.55 * max(len(v) for v in imps.values()) * rows),
-                             squeeze=False)
-    for ax, (name, imp) in zip(axes.ravel(), imps.items(), strict=False):
+    fig, axes, used = panels(len(imps), 4.6, 0.9 + 0.55 * max(len(v) for v in imps.values()))
+    for ax, (name, imp) in zip(used, imps.items(), strict=True):
         keys = list(imp)[::-1]
         ax.barh(keys, [imp[k] for k in keys], color="tab:green")
         for i, k in enumerate(keys):
@@ -147,12 +135,7 @@ def plot_importances(imps: dict[str, dict[str, float]], path: Path) -> None:
         ax.set_xlim(0, 1.15)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("importance (share of variance)")
-    for ax in axes.ravel()[len(imps):]:
-        ax.axis("off")
-    fig.suptitle("Parameter importances (optuna.importance.get_param_importances, fANOVA)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish(fig, path, title="Parameter importances (optuna.importance.get_param_importances, fANOVA)")
 
 
 def best_settings(sweep, settings: dict) -> set[str]:

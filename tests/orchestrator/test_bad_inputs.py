@@ -83,6 +83,8 @@ SPEC_CASES = [
      ["search for 'gamma' lists 3 value(s); a range is [low, high]", "search.algorithm: grid"]),
     ("grid-value-out-of-domain", ["search.algorithm=grid", "schemes=[{name: focal, search: {gamma: [1, -2, 3]}}]"],
      ["parameter 'gamma' value -2 must be >= 0"]),
+    ("thresholds-unknown", ["eval.thresholds=best"], ["eval.thresholds", "'fixed' or 'per_label'"]),
+    ("prediction-rows-negative", ["eval.prediction_rows=-1"], ["eval.prediction_rows = -1"]),
     ("backbone-unknown", ["model.backbone=resnet9000"], ["model.backbone", "resnet9000"]),
     ("set-no-key", ["=5"], ["--set '=5': no key before '='"]),
     ("set-no-equals", ["train.epochs"], ["--set 'train.epochs': expected key=value"]),
