@@ -25,16 +25,15 @@ from pathlib import Path
 
 from ray.tune.search import Searcher
 
+# the study file, and what the studies learn from (the best epoch's selection metric: what the tested checkpoint
+# scored on val), named once for the driver and the report
+from ..analysis.search import SCORE as SCORE_KEY
+from ..analysis.search import STUDY_FILE
 from ..losses import SCHEMES
 from ._plan import base_params, make_trial, seeds_of
 from .spec import SweepSpec
 
 log = logging.getLogger(__name__)
-
-# the study file and what the studies learn from (the best epoch's selection metric: what the tested checkpoint
-# scored on val), named once for both sides
-from ..analysis.search import SCORE as SCORE_KEY  # noqa: E402
-from ..analysis.search import STUDY_FILE  # noqa: E402
 
 
 @dataclass(frozen=True)
