@@ -153,7 +153,10 @@ def search_blocks(sweep, settings: dict, out_dir: Path, study_path: Path | None,
     configs = dict(sorted(configurations(sweep.trials).items()))
     names = dict(enumerate(settings["schemes"]))
     n = settings["num_samples"]
-    startup = int(settings["startup"]) if settings["startup"] not in (None, "null", "None") else max(2, min(10, n // 4))
+    from ..orchestrator.spec import tpe_startup  # the sweep's own rule (spec imports no Ray)
+
+    logged = settings["startup"]
+    startup = tpe_startup(n, None if logged in (None, "null", "None") else int(logged))
     searched = {e: cs for e, cs in configs.items() if e in settings["searched"]}
     best = best_per_entry(searched, settings["mode"])
     blocks: list[tuple] = [("h2", "What the search learned (TPE)")]

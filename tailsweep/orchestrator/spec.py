@@ -210,6 +210,12 @@ class SchemeSpec(_Model):
         return dict(self.search) if isinstance(self.search, dict) else {}
 
 
+def tpe_startup(num_samples: int, startup_trials: int | None = None) -> int:
+    """How many of a TPE study's configurations are drawn at random: ``startup_trials``, or a quarter of the
+    budget within [2, 10]. The one rule, used by the sweep and by the report that reads it back."""
+    return startup_trials or max(2, min(10, num_samples // 4))
+
+
 class SearchSpec(_Model):
     algorithm: Literal["random", "tpe", "grid"] = Field(
         "random", description="random: seeded draws from each scheme's ranges; tpe: Optuna's TPE sampler, one study "
@@ -246,8 +252,8 @@ class SearchSpec(_Model):
         return v
 
     def startup(self) -> int:
-        """TPE's random start: ``startup_trials``, or a quarter of the budget within [2, 10]."""
-        return self.startup_trials or max(2, min(10, self.num_samples // 4))
+        """TPE's random start: ``startup_trials``, or the default of :func:`tpe_startup`."""
+        return tpe_startup(self.num_samples, self.startup_trials)
 
 
 class EvalSpec(_Model):
