@@ -126,7 +126,7 @@ def _friedman_table(by: dict, schemes: list[str], complete: list[str], alpha: fl
     return lines + [""]
 
 
-# The second seed's public code run here (METHODS.md section 4): cellcycle_FUN, seed 0, full protocol, test split;
+# The second paper's public code run here (METHODS.md section 4): cellcycle_FUN, seed 0, full protocol, test split;
 # micro AU(PRC), macro P / R / F1 over all 499 nodes, per-depth recall 1..6, and the tolerances of the acceptance
 # (micro AU(PRC) absolute, node macro recall relative).
 AUTHORS_CELLCYCLE = {
@@ -140,7 +140,7 @@ PUBLISHED_TOLERANCE = 0.010
 def cross_check_lines(by: dict) -> list[str]:
     """Markdown: our cellcycle_FUN seed-0 runs beside the authors' code on the same data and seed."""
     lines = ["", "## Cross-check against the authors' code (cellcycle_FUN, seed 0)", "",
-             "The second seed's public code run on the same data and seed (METHODS.md section 4) beside ours. "
+             "The second paper's public code run on the same data and seed (METHODS.md section 4) beside ours. "
              "Acceptance: micro AU(PRC) within the tolerance, node macro recall (all nodes) within the relative band.",
              "", "| variant | run | micro AU(PRC) | macro P / R / F1 (all nodes) | recall by depth 1..6 | verdict |",
              "|---|---|---|---|---|---|"]
@@ -181,6 +181,61 @@ def _settings_line(rows: list[dict]) -> str:
     return "Run settings recorded in the files (besides each dataset's width, epochs and lr): " + "; ".join(parts) + "."
 
 
+def plot_against_mcloss(by: dict, path: Path) -> bool:
+    """Two panels, one dot per (dataset, scheme) with its seeds' spread: the node macro recall (all nodes) as a
+    multiple of ``mcloss``'s (log scale), and the micro AU(PRC) difference to ``mcloss`` (seeds paired where both
+    have them). False (nothing drawn) when no dataset has ``mcloss`` and another scheme."""
+    datasets = sorted({d for d, s in by if s != "mcloss" and (d, "mcloss") in by})
+    schemes = sorted({s for d, s in by if s != "mcloss" and d in datasets})
+    if not datasets:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ._panels import finish
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), sharex=True)
+    width = 0.7 / max(1, len(schemes))
+    cmap = matplotlib.colormaps["tab10"]
+    for j, scheme in enumerate(schemes):
+        for i, dataset in enumerate(datasets):
+            rs = by.get((dataset, scheme))
+            if not rs:
+                continue
+            base = {r["seed"]: r["test"] for r in by[(dataset, "mcloss")]}
+            base_recall = np.mean([t["macro_recall_allnodes"] for t in base.values()])
+            base_auprc = np.mean([t["micro_auprc"] for t in base.values()])
+            x = i - 0.35 + width * (j + 0.5)
+            ratio = [r["test"]["macro_recall_allnodes"] / base_recall for r in rs] if base_recall > 0 else []
+            diff = [r["test"]["micro_auprc"] - (base[r["seed"]]["micro_auprc"] if r["seed"] in base else base_auprc)
+                    for r in rs]
+            label = scheme if i == 0 else None
+            for ax, ys in ((left, ratio), (right, diff)):
+                if ys:
+                    ax.errorbar([x], [np.mean(ys)], yerr=[np.std(ys)] if len(ys) > 1 else None, fmt="o",
+                                color=cmap(j % cmap.N), ms=5, capsize=2, label=label)
+    left.set_yscale("log")
+    times = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x")
+    left.yaxis.set_major_formatter(times)
+    left.yaxis.set_minor_formatter(times)
+    left.tick_params(axis="y", which="minor", labelsize=7)
+    left.axhline(1.0, color="0.4", lw=1)
+    left.set_ylabel("node macro recall (all nodes) / mcloss's")
+    right.axhline(0.0, color="0.4", lw=1)
+    right.set_ylabel("micro AU(PRC) - mcloss's (paired by seed)")
+    for ax in (left, right):
+        ax.set_xticks(range(len(datasets)), datasets, rotation=30, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, bbox_to_anchor=(0.5, 0.93),
+               frameon=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    finish(fig, path, title="Against mcloss on each dataset (mean ± std over seeds, test split)", rect=(0, 0, 1, 0.9))
+    return True
+
+
 def report_hmc(results: Path, out: Path) -> str:
     rows = [json.loads(p.read_text()) for p in sorted(results.glob("*/*/seed*.json"))]
     by = {}
@@ -199,10 +254,10 @@ def report_hmc(results: Path, out: Path) -> str:
         "rate held constant (no schedule), coupled weight decay 1e-5, batch 4, the per-dataset number of epochs, "
         "trained on train + valid, last model tested on test; inputs imputed with each split's own column means "
         "and standardised with train + valid statistics (`--preprocess chmcnn`). The node schemes run as the "
-        "second seed's code does: node weights on *negative* targets, the ensemble's focal loss *summed* over "
+        "second paper's code does: node weights on *negative* targets, the ensemble's focal loss *summed* over "
         "heads, batch and nodes (its effective weight decay). "
         "Coherent (MCM) probabilities everywhere. `macro_*_allnodes`: over all nodes (a node with no positives and "
-        "no predictions scores 0, the second seed's convention); `macro_*`: over nodes with >= 1 test positive. "
+        "no predictions scores 0, the second paper's convention); `macro_*`: over nodes with >= 1 test positive. "
         "Mean ± std over seeds; recall / mcloss: the scheme's node macro recall (all nodes) as a multiple of "
         "`mcloss`'s on the same dataset; p: paired Wilcoxon signed-rank test of micro AU(PRC) against `mcloss` over "
         "seeds (with 3 seeds the smallest possible two-sided p is 0.25: read it as a spread check, not "
@@ -251,6 +306,9 @@ def report_hmc(results: Path, out: Path) -> str:
         lines.append(f"| {dataset} | {scheme} | {len(rs)} | {_ms([x['micro_auprc'] for x in t])} | "
                      f"{pub if pub is not None else '-'} | {floors.get(dataset, '-')} | {allnodes} | "
                      f"{'-' if ratio is None else f'{ratio:.2f}x'} | {pos} | {p} | {wall / 60:.1f} min |")
+    figure = out.parent / "img" / "hmc-against-mcloss.png"
+    if plot_against_mcloss(by, figure):
+        lines += ["", f"![each scheme against mcloss](img/{figure.name})"]
     lines += ["", "## Per-depth recall (nodes with a test positive; depth 1 = top level)", "",
               "| dataset | scheme | " + " | ".join(f"depth {d}" for d in range(1, 7)) + " |",
               "|---|---|" + "---|" * 6]
@@ -260,7 +318,7 @@ def report_hmc(results: Path, out: Path) -> str:
     lines += cross_check_lines(by)
     lines += friedman_nemenyi(by)
     lines += ["", "## Against the claims", "",
-              "The second seed claims node macro recall up to 5x C-HMCNN's; its public code gave 2.5x for node "
+              "The second paper claims node macro recall up to 5x C-HMCNN's; its public code gave 2.5x for node "
               "weighting and 3.8x for node weighting + the margin focal term (M = 2) on cellcycle_FUN seed 0 "
               "(METHODS.md section 4).", ""]
     for dataset in sorted({d for d, _ in by}):

@@ -75,6 +75,16 @@ def test_report_pairs_seeds_and_checks_the_published_value(tmp_path):
     assert "within the 0.01 tolerance" in text.split("cellcycle_FUN: `mcloss`")[1].splitlines()[0]
     assert "outside the 0.01 tolerance" in text.split("derisi_FUN: `mcloss`")[1].splitlines()[0]
     assert "`node_imbalance` node macro recall (all nodes) is 0.20x" in text
+    # the figure beside the table: drawn (cellcycle_FUN has mcloss and another scheme) and linked
+    assert "](img/hmc-against-mcloss.png)" in text
+    assert (tmp_path / "img" / "hmc-against-mcloss.png").stat().st_size > 10_000
+
+
+def test_report_without_a_comparison_draws_no_figure(tmp_path):
+    root = tmp_path / "results"
+    _record(root, "derisi_FUN", "mcloss", 0, 0.150)
+    text = report_hmc(root, tmp_path / "out.md")
+    assert "hmc-against-mcloss" not in text and not (tmp_path / "img").exists()
 
 
 def test_recorded_runs_are_skipped_without_touching_data_or_ray(tmp_path):
