@@ -27,9 +27,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix tailsweep tests benchmarks scripts
 	$(BIN)/ruff format tailsweep tests benchmarks scripts
 
-test: $(STAMP)
-	$(BIN)/ruff check tailsweep tests benchmarks scripts
-	$(BIN)/python -m pytest
+# Two test processes (pytest-xdist), each taking whole test files: much of an integration test is waiting on
+# processes (Ray, MLflow, a killed driver), so two overlap on 2 cores; a module's shared fixtures stay in one.
+test: lint
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"

@@ -11,7 +11,7 @@ def update_section(out: str | Path, begin: str, end: str, heading: str, text: st
     out = Path(out)
     doc = out.read_text() if out.exists() else ""
     if begin in doc:
-        doc = doc[:doc.index(begin)] + text + doc[doc.index(end) + len(end):]
+        doc = doc[: doc.index(begin)] + text + doc[doc.index(end) + len(end) :]
     else:
         doc += f"\n## {heading}\n\n{text}\n"
     out.write_text(doc)

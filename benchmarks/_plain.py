@@ -29,7 +29,7 @@ def _train_fn(config):
     first = None
     for epoch in range(config["epochs"]):
         for i in range(0, 512, 64):
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x[i:i + 64]), y[i:i + 64])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x[i : i + 64]), y[i : i + 64])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -43,10 +43,14 @@ def _trial(config):
     from ray.tune.integration.ray_train import TuneReportCallback
 
     trial_id = ray.tune.get_context().get_trial_id()
-    TorchTrainer(_train_fn, train_loop_config={"epochs": config["epochs"]},
-                 scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
-                 run_config=ray.train.RunConfig(name=f"plain-{trial_id}", storage_path=config["storage"],
-                                                callbacks=[TuneReportCallback()])).fit()
+    TorchTrainer(
+        _train_fn,
+        train_loop_config={"epochs": config["epochs"]},
+        scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
+        run_config=ray.train.RunConfig(
+            name=f"plain-{trial_id}", storage_path=config["storage"], callbacks=[TuneReportCallback()]
+        ),
+    ).fit()
 
 
 def plain_sweep(n_trials: int, epochs: int, storage: str, concurrency: int, callbacks: list) -> float:

@@ -48,8 +48,9 @@ def tree_stats(num: int = NODES, seed: int = 0) -> LabelStats:
             p = int(rng.integers(0, j))
         parents.append([f"n{p}"]), depths.append(depths[p] + 1)
     counts = np.maximum(1, (2000 / (1 + np.arange(num)) ** 0.9).astype(int))
-    return LabelStats.from_counts(counts, n_train=2000, labels=[f"n{j}" for j in range(num)], depths=depths,
-                                  parents=parents)
+    return LabelStats.from_counts(
+        counts, n_train=2000, labels=[f"n{j}" for j in range(num)], depths=depths, parents=parents
+    )
 
 
 class Loop(torch.nn.Module):
@@ -100,20 +101,37 @@ def mlp_ensembles(heads_list, steps: int, rounds: int) -> list[dict]:
             times[key].append(timed(s, n))
     med = {k: statistics.median(v) for k, v in times.items()}
     one = med[("vectorised", 1)]
-    return [{"heads": m, "vectorised_ms": med[("vectorised", m)] * 1e3, "loop_ms": med[("loop", m)] * 1e3,
-             "vs_loop": med[("vectorised", m)] / med[("loop", m)], "vs_m_x_one": med[("vectorised", m)] / (m * one)}
-            for m in heads_list]
+    return [
+        {
+            "heads": m,
+            "vectorised_ms": med[("vectorised", m)] * 1e3,
+            "loop_ms": med[("loop", m)] * 1e3,
+            "vs_loop": med[("vectorised", m)] / med[("loop", m)],
+            "vs_m_x_one": med[("vectorised", m)] / (m * one),
+        }
+        for m in heads_list
+    ]
 
 
 def image_heads(heads: int, steps: int, rounds: int) -> dict:
     labels = 20
-    stats = LabelStats.from_counts(np.arange(1, labels + 1) * 10, n_train=500, labels=[f"l{j}" for j in range(labels)],
-                                   depths=[1] * labels, parents=[[] if j < 4 else [f"l{j % 4}"] for j in range(labels)])
+    stats = LabelStats.from_counts(
+        np.arange(1, labels + 1) * 10,
+        n_train=500,
+        labels=[f"l{j}" for j in range(labels)],
+        depths=[1] * labels,
+        parents=[[] if j < 4 else [f"l{j % 4}"] for j in range(labels)],
+    )
     torch.manual_seed(0)
     batches = [(torch.randn(32, 3, 64, 64), (torch.rand(32, labels) < 0.2).float()) for _ in range(4)]
-    steppers = {m: stepper(build_model("resnet18", labels, heads=m),
-                           build_loss("node_imbalance_focal", stats, heads=m, uncertainty="margin", k=1), batches)
-                for m in (1, heads)}
+    steppers = {
+        m: stepper(
+            build_model("resnet18", labels, heads=m),
+            build_loss("node_imbalance_focal", stats, heads=m, uncertainty="margin", k=1),
+            batches,
+        )
+        for m in (1, heads)
+    }
     for s in steppers.values():
         timed(s, 2)
     times: dict = {m: [] for m in steppers}
@@ -136,11 +154,17 @@ def render(rows, img, args) -> str:
         "|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['heads']} | {r['vectorised_ms']:.2f} | {r['loop_ms']:.2f} | {r['vs_loop']:.2f} | "
-                     f"{r['vs_m_x_one']:.2f} |")
-    lines += ["", f"Images: {img['heads']} heads on one ResNet-18 (64 px, batch 32, 20 labels) take "
-              f"{img['many_s'] * 1e3:.0f} ms/step against {img['one_s'] * 1e3:.0f} ms for one head: "
-              f"**{img['ratio']:.2f}x** (target <= 1.5x).", END]
+        lines.append(
+            f"| {r['heads']} | {r['vectorised_ms']:.2f} | {r['loop_ms']:.2f} | {r['vs_loop']:.2f} | "
+            f"{r['vs_m_x_one']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Images: {img['heads']} heads on one ResNet-18 (64 px, batch 32, 20 labels) take "
+        f"{img['many_s'] * 1e3:.0f} ms/step against {img['one_s'] * 1e3:.0f} ms for one head: "
+        f"**{img['ratio']:.2f}x** (target <= 1.5x).",
+        END,
+    ]
     return "\n".join(lines)
 
 
@@ -154,8 +178,11 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = mlp_ensembles([1, 2, 4, 20], args.steps, args.rounds)
     for r in rows:
-        print(f"M={r['heads']:2d}  vectorised {r['vectorised_ms']:7.2f} ms  loop {r['loop_ms']:7.2f} ms  "
-              f"vec/loop {r['vs_loop']:.2f}  vec/(M x one) {r['vs_m_x_one']:.2f}", flush=True)
+        print(
+            f"M={r['heads']:2d}  vectorised {r['vectorised_ms']:7.2f} ms  loop {r['loop_ms']:7.2f} ms  "
+            f"vec/loop {r['vs_loop']:.2f}  vec/(M x one) {r['vs_m_x_one']:.2f}",
+            flush=True,
+        )
     img = image_heads(20, args.image_steps, args.rounds)
     print(f"images: 20 heads {img['many_s'] * 1e3:.0f} ms vs 1 head {img['one_s'] * 1e3:.0f} ms: {img['ratio']:.2f}x")
     text = render(rows, img, args)

@@ -78,8 +78,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         table = import_hmc(args.dataset, Path(tmp) / args.dataset, args.data_dir).root
         for mode, batch, steps in (("sparse", 256, 5), ("sparse", 16, 10), ("dense", 8, 2), ("dense", 16, 2)):
-            out = subprocess.run([sys.executable, __file__, "--child", str(table), mode, str(batch), str(steps)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(table), mode, str(batch), str(steps)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
     c = rows[0]["nodes"]
@@ -88,26 +92,40 @@ def main() -> None:
     per_row_mb = (big["peak_mb"] - small["peak_mb"]) / (big["batch"] - small["batch"])
     dense_256_mb = big["peak_mb"] + per_row_mb * (256 - big["batch"])
     dense_256_ms = big["ms"] * 256 / big["batch"]
-    md = [BEGIN, f"## MCM / MCLoss at {c} nodes (`python benchmarks/mcm.py`)", "",
-          f"Measured {time.strftime('%Y-%m-%d')}, one thread, forward + backward of MCLoss on the real "
-          f"{args.dataset} DAG, random logits, 1 % positives. Peak memory = peak RSS above the baseline "
-          "of a fresh process after setup.", "",
-          "| formulation | batch | ms per step | peak memory (MB) |", "|---|---|---|---|"]
+    md = [
+        BEGIN,
+        f"## MCM / MCLoss at {c} nodes (`python benchmarks/mcm.py`)",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')}, one thread, forward + backward of MCLoss on the real "
+        f"{args.dataset} DAG, random logits, 1 % positives. Peak memory = peak RSS above the baseline "
+        "of a fresh process after setup.",
+        "",
+        "| formulation | batch | ms per step | peak memory (MB) |",
+        "|---|---|---|---|",
+    ]
     for r in rows:
         md.append(f"| {r['mode']} | {r['batch']} | {r['ms']:.1f} | {r['peak_mb']:.0f} |")
-    md += ["",
-           f"Dense at batch 256, from its measured linear growth ({per_row_mb:.0f} MB per batch row): about "
-           f"**{dense_256_mb / 1024:.1f} GB** and **{dense_256_ms / 1000:.1f} s** per step (not run: it does "
-           f"not fit beside anything else in 24 GB). Sparse at 256: **{s256['peak_mb']:.0f} MB**, "
-           f"**{s256['ms']:.0f} ms** -> **{dense_256_mb / max(s256['peak_mb'], 1):.0f}x less memory, "
-           f"{dense_256_ms / s256['ms']:.0f}x faster** (targets: >= 10x less memory, and faster). Both measured at "
-           f"batch {rows[1]['batch']}: {big['peak_mb'] / max(rows[1]['peak_mb'], 1):.0f}x less memory, "
-           f"{big['ms'] / rows[1]['ms']:.0f}x faster.", "", END]
+    md += [
+        "",
+        f"Dense at batch 256, from its measured linear growth ({per_row_mb:.0f} MB per batch row): about "
+        f"**{dense_256_mb / 1024:.1f} GB** and **{dense_256_ms / 1000:.1f} s** per step (not run: it does "
+        f"not fit beside anything else in 24 GB). Sparse at 256: **{s256['peak_mb']:.0f} MB**, "
+        f"**{s256['ms']:.0f} ms** -> **{dense_256_mb / max(s256['peak_mb'], 1):.0f}x less memory, "
+        f"{dense_256_ms / s256['ms']:.0f}x faster** (targets: >= 10x less memory, and faster). Both measured at "
+        f"batch {rows[1]['batch']}: {big['peak_mb'] / max(rows[1]['peak_mb'], 1):.0f}x less memory, "
+        f"{big['ms'] / rows[1]['ms']:.0f}x faster.",
+        "",
+        END,
+    ]
     text = "\n".join(md)
     print(text)
     out = Path(args.out)
     old = out.read_text()
-    new = (old[: old.index(BEGIN)] + text + old[old.index(END) + len(END):]) if BEGIN in old else old.rstrip() + "\n\n" + text + "\n"
+    new = (
+        (old[: old.index(BEGIN)] + text + old[old.index(END) + len(END) :])
+        if BEGIN in old
+        else old.rstrip() + "\n\n" + text + "\n"
+    )
     out.write_text(new)
 
 

@@ -38,6 +38,9 @@ from tailsweep.datasets import LabelTable, Manifest, label_stats, synth_garments
 from tailsweep.losses import build_loss  # noqa: E402
 from tailsweep.orchestrator._sweep import run_sweep  # noqa: E402
 from tailsweep.orchestrator.spec import load_spec  # noqa: E402
+from tailsweep.trainables.hooks import TIMESTAMPS_ENV  # noqa: E402
+
+os.environ[TIMESTAMPS_ENV] = "1"  # the workers report their start-up timestamps (trainables/hooks.py)
 from tailsweep.trainables._data import load_split, prepare_batch  # noqa: E402
 from tailsweep.trainables._models import build_model  # noqa: E402
 
@@ -78,20 +81,30 @@ class Timeline(tune.Callback):
         rows = []
         for d in sorted(self.t.values(), key=lambda d: d["start"]):
             rates = [r for e, r in d.get("rates", []) if e and e >= 2 and r]
-            rows.append({"worker_process": (d.get("worker_process") or math.nan) - d["start"],
-                         "loop_entered": (d.get("loop_entered") or math.nan) - d["start"],
-                         "first_step": d["first_step"] - d["start"], "first_result": d["first_result"] - d["start"],
-                         "tail": d["end"] - d["last_result"], "total": d["end"] - d["start"],
-                         "rate": statistics.mean(rates) if rates else float("nan")})
+            rows.append(
+                {
+                    "worker_process": (d.get("worker_process") or math.nan) - d["start"],
+                    "loop_entered": (d.get("loop_entered") or math.nan) - d["start"],
+                    "first_step": d["first_step"] - d["start"],
+                    "first_result": d["first_result"] - d["start"],
+                    "tail": d["end"] - d["last_result"],
+                    "total": d["end"] - d["start"],
+                    "rate": statistics.mean(rates) if rates else float("nan"),
+                }
+            )
         # steady state: seconds per trial from the end of the slots-th trial to the last one's, slots = the
         # most trials that ran at once (the first ones started together, on fresh processes: start-up left out)
         ends = sorted(d["end"] for d in self.t.values())
         slots = max(sum(d["start"] <= e["start"] < d["end"] for d in self.t.values()) for e in self.t.values())
         steady = (ends[-1] - ends[slots - 1]) / (len(ends) - slots) if len(ends) > slots else math.nan
         # the sweep's first trial starts on a fresh Train worker; later ones (FIFO) on kept ones
-        return ({k: statistics.median(r[k] for r in rows) for k in rows[0]}
-                | {"first_step_first_trial": rows[0]["first_step"], "n": len(rows), "fit_wall": self.fit[1] - self.fit[0], "cpu_per_trial": self.cpu / len(rows),
-                   "steady_per_trial": steady})
+        return {k: statistics.median(r[k] for r in rows) for k in rows[0]} | {
+            "first_step_first_trial": rows[0]["first_step"],
+            "n": len(rows),
+            "fit_wall": self.fit[1] - self.fit[0],
+            "cpu_per_trial": self.cpu / len(rows),
+            "steady_per_trial": steady,
+        }
 
 
 def _busy_cpu_s() -> float:
@@ -135,11 +148,20 @@ def tiny_features_table(root: Path):
     def split(n):
         x = rng.normal(size=(n, 32)).astype(np.float32)
         ys = [[f"l{j}" for j in range(8) if x[i, j] > 0.3] for i in range(n)]
-        return pa.table({"id": [f"r{i}" for i in range(n)], "labels": pa.array(ys, pa.list_(pa.string())),
-                         "features": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 32)})
+        return pa.table(
+            {
+                "id": [f"r{i}" for i in range(n)],
+                "labels": pa.array(ys, pa.list_(pa.string())),
+                "features": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 32),
+            }
+        )
 
-    return write_table(root, Manifest(name="bench-tiny", input="features"), labels,
-                       {"train": split(512), "val": split(128), "test": split(128)})
+    return write_table(
+        root,
+        Manifest(name="bench-tiny", input="features"),
+        labels,
+        {"train": split(512), "val": split(128), "test": split(128)},
+    )
 
 
 def bare_loop(table: LabelTable, backbone: str, batch: int, steps: int, seed: int = 0) -> float:
@@ -157,7 +179,7 @@ def bare_loop(table: LabelTable, backbone: str, batch: int, steps: int, seed: in
     for s in range(warmup + steps):
         if s == warmup:
             t0 = time.perf_counter()
-        idx = perm[(s * batch) % (len(data) - batch):][:batch]
+        idx = perm[(s * batch) % (len(data) - batch) :][:batch]
         x = prepare_batch(data.inputs[idx], data.is_image, torch.device("cpu"))
         loss = loss_fn(model(x), data.targets[idx])
         opt.zero_grad(set_to_none=True)
@@ -168,8 +190,16 @@ def bare_loop(table: LabelTable, backbone: str, batch: int, steps: int, seed: in
 
 def sweep(tmp: Path, name: str, table: LabelTable, overrides: list[str]) -> tuple[dict, float]:
     """Run a tailsweep sweep; returns the timeline summary (with ``fit_wall``) and the whole command's wall."""
-    spec = load_spec(None, [f"data.path={table.root}", f"tracking.dir={tmp / name}", "schemes=[unweighted]",
-                            "train.augment=false", *overrides])
+    spec = load_spec(
+        None,
+        [
+            f"data.path={table.root}",
+            f"tracking.dir={tmp / name}",
+            "schemes=[unweighted]",
+            "train.augment=false",
+            *overrides,
+        ],
+    )
     timeline = Timeline()
     t0 = time.time()
     run_sweep(spec, callbacks=[timeline])
@@ -184,23 +214,32 @@ def one_two(tmp: Path, name: str, table: LabelTable, overrides: list[str]) -> di
         s, wall = sweep(tmp, f"{name}-{conc}-{k}", table, [*overrides, f"resources.max_concurrent_trials={conc}"])
         runs[conc].append(s | {"cmd": wall})
     one, two = runs[1], runs[2]
-    return {"one": {"rate": statistics.mean(s["rate"] for s in one),
-                    "cpu_per_trial": statistics.mean(s["cpu_per_trial"] for s in one)},
-            "wall_one": statistics.mean(s["fit_wall"] for s in one),
-            "wall_two": statistics.mean(s["fit_wall"] for s in two),
-            "cmd_one": statistics.mean(s["cmd"] for s in one), "cmd_two": statistics.mean(s["cmd"] for s in two),
-            "steady_one": statistics.mean(s["steady_per_trial"] for s in one),
-            "steady_two": statistics.mean(s["steady_per_trial"] for s in two),
-            # each half on its own: (first one, first two) and (second two, second one)
-            "halves": [one[0]["fit_wall"] / two[0]["fit_wall"], one[1]["fit_wall"] / two[1]["fit_wall"]]}
+    return {
+        "one": {
+            "rate": statistics.mean(s["rate"] for s in one),
+            "cpu_per_trial": statistics.mean(s["cpu_per_trial"] for s in one),
+        },
+        "wall_one": statistics.mean(s["fit_wall"] for s in one),
+        "wall_two": statistics.mean(s["fit_wall"] for s in two),
+        "cmd_one": statistics.mean(s["cmd"] for s in one),
+        "cmd_two": statistics.mean(s["cmd"] for s in two),
+        "steady_one": statistics.mean(s["steady_per_trial"] for s in one),
+        "steady_two": statistics.mean(s["steady_per_trial"] for s in two),
+        # each half on its own: (first one, first two) and (second two, second one)
+        "halves": [one[0]["fit_wall"] / two[0]["fit_wall"], one[1]["fit_wall"] / two[1]["fit_wall"]],
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="tailsweep trial-overhead benchmark")
     ap.add_argument("--trials", type=int, default=8, help="tiny trials per configuration")
     ap.add_argument("--heavy-trials", type=int, default=16, help="compute-bound trials per concurrency setting")
-    ap.add_argument("--long-epochs", type=int, default=12,
-                    help="epochs of the longer compute-bound trials (the concurrency speed-up as trials grow)")
+    ap.add_argument(
+        "--long-epochs",
+        type=int,
+        default=12,
+        help="epochs of the longer compute-bound trials (the concurrency speed-up as trials grow)",
+    )
     ap.add_argument("--long-trials", type=int, default=4, help="longer compute-bound trials per concurrency setting")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"))
     args = ap.parse_args()
@@ -228,8 +267,12 @@ def main() -> None:
         s, wall = sweep(tmp, "tiny-concurrent", tiny, [*tiny_args, "resources.max_concurrent_trials=2"])
         res["lean_concurrent"] = s | {"wall_per_trial": s["fit_wall"] / n, "cmd_per_trial": wall / n}
 
-        heavy = ["model.backbone=resnet18", "train.epochs=3", "train.batch_size=64",
-                 f"seeds={list(range(args.heavy_trials))}"]
+        heavy = [
+            "model.backbone=resnet18",
+            "train.epochs=3",
+            "train.batch_size=64",
+            f"seeds={list(range(args.heavy_trials))}",
+        ]
         steps = 640 // 64
         print("bare loop, then compute-bound trials one and two at a time (one, two, two, one) ...", flush=True)
         bare_before = bare_loop(images, "resnet18", 64, steps)
@@ -239,8 +282,14 @@ def main() -> None:
         print("machine ceiling: one bare loop, then two at once ...", flush=True)
         res["ceiling"] = machine_ceiling(images, 3 * steps)
         print(f"longer compute-bound trials ({args.long_epochs} epochs), one and two at a time ...", flush=True)
-        long = [f"train.epochs={args.long_epochs}" if a.startswith("train.epochs=") else
-                f"seeds={list(range(args.long_trials))}" if a.startswith("seeds=") else a for a in heavy]
+        long = [
+            f"train.epochs={args.long_epochs}"
+            if a.startswith("train.epochs=")
+            else f"seeds={list(range(args.long_trials))}"
+            if a.startswith("seeds=")
+            else a
+            for a in heavy
+        ]
         res["long"] = one_two(tmp, "long", images, long)
     write_report(res, args, Path(args.out))
 
@@ -248,15 +297,19 @@ def main() -> None:
 def write_report(res: dict, args, out: Path) -> None:
     from importlib.metadata import version
 
-    floor, plain, lean, default, conc, h = (res[k] for k in ("floor", "plain", "lean", "default", "lean_concurrent", "heavy"))
+    floor, plain, lean, default, conc, h = (
+        res[k] for k in ("floor", "plain", "lean", "default", "lean_concurrent", "heavy")
+    )
     bare = (h["bare_before"] + h["bare_after"]) / 2
     ceiling, lg = res["ceiling"], res["long"]
     ratio = h["one"]["rate"] / bare
     speedup = h["wall_one"] / h["wall_two"]
 
     def row(label, d):
-        return (f"| {label} | {d['first_step']:.1f} | {d['first_result']:.1f} | {d['tail']:.1f} | "
-                f"{d['wall_per_trial']:.1f} | {d['cmd_per_trial']:.1f} |")
+        return (
+            f"| {label} | {d['first_step']:.1f} | {d['first_result']:.1f} | {d['tail']:.1f} | "
+            f"{d['wall_per_trial']:.1f} | {d['cmd_per_trial']:.1f} |"
+        )
 
     md = [
         BEGIN,
@@ -332,9 +385,13 @@ def write_report(res: dict, args, out: Path) -> None:
     ]
     text = "\n".join(md)
     print(text)
-    old = out.read_text() if out.is_file() else "# Benchmarks\n\nFigures measured by the project's own benchmark commands.\n\n"
+    old = (
+        out.read_text()
+        if out.is_file()
+        else "# Benchmarks\n\nFigures measured by the project's own benchmark commands.\n\n"
+    )
     if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + text + old[old.index(END) + len(END):]
+        new = old[: old.index(BEGIN)] + text + old[old.index(END) + len(END) :]
     else:
         new = old.rstrip() + "\n\n" + text + "\n"
     out.write_text(new)

@@ -27,12 +27,27 @@ CHECKPOINTS = (5, 10, 20)
 
 
 def overrides(algo: str, rep: int, args, table: Path) -> list[str]:
-    return [f"name=bench-{algo}-{rep}", f"data.path={table}", "model.backbone=mlp", f"model.hidden={args.hidden}",
-            "model.layers=2", f"train.epochs={args.epochs}", "train.batch_size=16", "train.optimizer=adam",
-            "train.augment=false", "train.checkpoint_every_s=60",
-            'schemes=[{name: effective_number, search: [beta]}]', "search.lr=[0.0001, 0.03]", "seeds=[0]",
-            f"search.algorithm={algo}", f"search.num_samples={args.trials}", f"search.seed={rep}",
-            "search.metric=val/micro_auprc", "resources.max_concurrent_trials=1", f"tracking.dir={args.runs_dir}"]
+    return [
+        f"name=bench-{algo}-{rep}",
+        f"data.path={table}",
+        "model.backbone=mlp",
+        f"model.hidden={args.hidden}",
+        "model.layers=2",
+        f"train.epochs={args.epochs}",
+        "train.batch_size=16",
+        "train.optimizer=adam",
+        "train.augment=false",
+        "train.checkpoint_every_s=60",
+        "schemes=[{name: effective_number, search: [beta]}]",
+        "search.lr=[0.0001, 0.03]",
+        "seeds=[0]",
+        f"search.algorithm={algo}",
+        f"search.num_samples={args.trials}",
+        f"search.seed={rep}",
+        "search.metric=val/micro_auprc",
+        "resources.max_concurrent_trials=1",
+        f"tracking.dir={args.runs_dir}",
+    ]
 
 
 def run_one(algo: str, rep: int, args, table: Path, out: Path, console: Console) -> None:
@@ -50,9 +65,22 @@ def run_one(algo: str, rep: int, args, table: Path, out: Path, console: Console)
         console.print(f"{algo} rep {rep}: incomplete ({sum(s is None for s in scores)} missing); not recorded")
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"algorithm": algo, "rep": rep, "search_seed": rep, "sweep": result.sweep_id,
-                               "epochs": args.epochs, "hidden": args.hidden, "dataset": args.dataset,
-                               "scores_in_order": scores}, indent=1) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "algorithm": algo,
+                "rep": rep,
+                "search_seed": rep,
+                "sweep": result.sweep_id,
+                "epochs": args.epochs,
+                "hidden": args.hidden,
+                "dataset": args.dataset,
+                "scores_in_order": scores,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
 
 
 def best_after(scores: list[float], k: int) -> float:
@@ -66,8 +94,10 @@ def results_table(results: Path, trials: int) -> str:
     if not reps:
         return "(no repetition recorded for both algorithms yet)"
     ks = [k for k in CHECKPOINTS if k <= trials]
-    lines = ["| configurations tried | random: mean ± std (median) | TPE: mean ± std (median) | TPE ≥ random |",
-             "|---|---|---|---|"]
+    lines = [
+        "| configurations tried | random: mean ± std (median) | TPE: mean ± std (median) | TPE ≥ random |",
+        "|---|---|---|---|",
+    ]
     for k in ks:
         cells = []
         for a in ("random", "tpe"):
@@ -78,13 +108,15 @@ def results_table(results: Path, trials: int) -> str:
         lines.append(f"| {k} | {cells[0]} | {cells[1]} | {wins}/{len(reps)} |")
     first = runs[0]
     best_any = max(max(s) for a in by.values() for s in a.values())
-    return (f"Best validation micro AU(PRC) found (the best epoch of each configuration), {len(reps)} repetitions "
-            f"(search seeds {reps[0]}-{reps[-1]}) of {trials} configurations each; {first['dataset']}, "
-            f"effective_number with beta (log-uniform on 1 - beta, [0.9, 0.9999]) and lr (log-uniform, "
-            f"[1e-4, 3e-2]) searched; MLP {first['hidden']} wide, {first['epochs']} epochs, batch 16, Adam, one training seed. "
-            f"Best value seen in any run: {best_any:.4f}. TPE's first {max(2, min(10, trials // 4))} configurations "
-            "are random draws too (search.startup_trials), so up to there the two differ only by their draws.\n\n"
-            + "\n".join(lines))
+    return (
+        f"Best validation micro AU(PRC) found (the best epoch of each configuration), {len(reps)} repetitions "
+        f"(search seeds {reps[0]}-{reps[-1]}) of {trials} configurations each; {first['dataset']}, "
+        f"effective_number with beta (log-uniform on 1 - beta, [0.9, 0.9999]) and lr (log-uniform, "
+        f"[1e-4, 3e-2]) searched; MLP {first['hidden']} wide, {first['epochs']} epochs, batch 16, Adam, one training seed. "
+        f"Best value seen in any run: {best_any:.4f}. TPE's first {max(2, min(10, trials // 4))} configurations "
+        "are random draws too (search.startup_trials), so up to there the two differ only by their draws.\n\n"
+        + "\n".join(lines)
+    )
 
 
 def main() -> None:
@@ -121,8 +153,9 @@ def main() -> None:
 
     text = results_table(results, args.trials)
     print(text)
-    update_section(args.out, BEGIN, END, "TPE against random search (`python benchmarks/search.py`)",
-                   f"{BEGIN}\n{text}\n{END}")
+    update_section(
+        args.out, BEGIN, END, "TPE against random search (`python benchmarks/search.py`)", f"{BEGIN}\n{text}\n{END}"
+    )
 
 
 if __name__ == "__main__":

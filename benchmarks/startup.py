@@ -28,8 +28,12 @@ def timed(args: list[str], runs: int) -> list[float]:
 
 
 def heaviest_imports(n: int = 6) -> list[tuple[float, str]]:
-    res = subprocess.run([sys.executable, "-X", "importtime", "-c", "import tailsweep.orchestrator.cli"],
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import tailsweep.orchestrator.cli"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     rows = []
     for line in res.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
@@ -51,8 +55,12 @@ def main() -> None:
             from tests.conftest import make_features_table
 
             table = str(make_features_table(Path(tmp) / "t").root)
-        cases = {"launch --help": ["--help"], "launch schemes": ["schemes"],
-                 "launch data validate": ["data", "validate", table], "launch data stats": ["data", "stats", table]}
+        cases = {
+            "launch --help": ["--help"],
+            "launch schemes": ["schemes"],
+            "launch data validate": ["data", "validate", table],
+            "launch data stats": ["data", "stats", table],
+        }
         print(f"| command | median of {a.runs} (s) | min (s) | max (s) |\n|---|---|---|---|")
         for name, args in cases.items():
             ts = timed(args, a.runs)

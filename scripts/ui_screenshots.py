@@ -25,8 +25,11 @@ from pathlib import Path
 
 
 def _post(base: str, path: str, body: dict) -> dict:
-    req = urllib.request.Request(f"{base}/ajax-api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{base}/ajax-api/2.0/mlflow/{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
 
@@ -38,9 +41,18 @@ def _get(base: str, path: str, query: dict) -> dict:
 
 def shoot(browser: str, url: str, out: Path, size: str = "1600,1000", wait_ms: int = 20000) -> None:
     with tempfile.TemporaryDirectory() as profile:
-        cmd = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               f"--user-data-dir={profile}", f"--window-size={size}", f"--virtual-time-budget={wait_ms}",
-               f"--screenshot={out}", url]
+        cmd = [
+            browser,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--window-size={size}",
+            f"--virtual-time-budget={wait_ms}",
+            f"--screenshot={out}",
+            url,
+        ]
         subprocess.run(cmd, check=True, capture_output=True, timeout=180)
     if not out.is_file() or out.stat().st_size < 10_000:
         raise SystemExit(f"chromium wrote no usable screenshot for {url}")
@@ -52,7 +64,9 @@ def main() -> None:
     ap.add_argument("--sweep", default="latest", help="sweep id (prefix) or 'latest'")
     ap.add_argument("--out", default="docs/img", help="folder for the PNGs")
     ap.add_argument("--browser", default=None, help="chromium executable (default: found on PATH)")
-    ap.add_argument("--url", default=None, help="use this running `launch ui` (http://127.0.0.1:PORT) instead of starting one")
+    ap.add_argument(
+        "--url", default=None, help="use this running `launch ui` (http://127.0.0.1:PORT) instead of starting one"
+    )
     args = ap.parse_args()
     browser = args.browser or shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
@@ -67,8 +81,12 @@ def main() -> None:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         base = f"http://127.0.0.1:{port}"
-        ui = subprocess.Popen([sys.executable, "-m", "tailsweep.orchestrator.cli", "ui", "--dir", args.dir, "--port",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        ui = subprocess.Popen(
+            [sys.executable, "-m", "tailsweep.orchestrator.cli", "ui", "--dir", args.dir, "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         for _ in range(600):  # an MLflow server can take minutes to start on a busy machine
             try:
@@ -79,8 +97,11 @@ def main() -> None:
         else:
             raise SystemExit("launch ui did not come up within 10 minutes")
         ids = [e["experiment_id"] for e in exps]
-        runs = _post(base, "runs/search", {"experiment_ids": ids, "max_results": 1000,
-                                           "order_by": ["attributes.start_time DESC"]}).get("runs", [])
+        runs = _post(
+            base,
+            "runs/search",
+            {"experiment_ids": ids, "max_results": 1000, "order_by": ["attributes.start_time DESC"]},
+        ).get("runs", [])
         tags = lambda r: {t["key"]: t["value"] for t in r["data"].get("tags", [])}  # noqa: E731
         parents = [r for r in runs if "tailsweep.sweep_id" in tags(r) and "mlflow.parentRunId" not in tags(r)]
         if args.sweep != "latest":
@@ -97,10 +118,14 @@ def main() -> None:
         # the runs table filtered to this sweep's trials (one row per trial, its metrics as columns)
         query = urllib.parse.quote(f"tags.`mlflow.parentRunId` = '{parent['info']['run_id']}'")
         shoot(browser, f"{base}/#/experiments/{exp_id}/runs?searchFilter={query}", out / "mlflow-runs.png")
-        compare = (f"{base}/#/compare-runs?runs={urllib.parse.quote(json.dumps(compared))}"
-                   f"&experiments={urllib.parse.quote(json.dumps([exp_id]))}")
+        compare = (
+            f"{base}/#/compare-runs?runs={urllib.parse.quote(json.dumps(compared))}"
+            f"&experiments={urllib.parse.quote(json.dumps([exp_id]))}"
+        )
         shoot(browser, compare, out / "mlflow-compare.png", size="1600,1400")
-        print(f"sweep {sweep_id}: {len(children)} child runs; wrote {out / 'mlflow-runs.png'} and {out / 'mlflow-compare.png'}")
+        print(
+            f"sweep {sweep_id}: {len(children)} child runs; wrote {out / 'mlflow-runs.png'} and {out / 'mlflow-compare.png'}"
+        )
     finally:  # the UI and the MLflow server it started share a process group: stop them together
         if ui is not None:
             os.killpg(ui.pid, signal.SIGTERM)

@@ -9,3 +9,7 @@ The package has four parts (see the README's architecture section):
 """
 
 __version__ = "0.1.0"
+
+from . import _job_credentials
+
+_job_credentials.load()  # a cluster job's processes: the tracking server's credentials from the job's file

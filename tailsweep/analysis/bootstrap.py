@@ -49,6 +49,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from scipy import sparse
 
+from .._common import BUCKETS  # the usual frequency buckets (any name in ``buckets`` works)
+from .stats import holm  # multiple comparisons: one definition, in stats
+
 __all__ = [
     "BUCKETS",
     "CHUNK_BYTES",
@@ -77,8 +80,6 @@ MB for 1,281 rows x 4,122 labels."""
 METRIC_NAMES = ("micro_auprc", "macro_ap", "macro_f1")
 """The metrics that need no bucket; ``recall_<bucket>`` and ``f1_<bucket>`` need ``buckets``."""
 
-BUCKETS = ("many", "medium", "few")
-"""The usual frequency buckets (any name in ``buckets`` works)."""
 
 Metric = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
 
@@ -201,7 +202,7 @@ class _Ranking:
         for lo in range(0, n_b, step):
             b = min(step, n_b - lo)
             x, t = steps[:b], tp[:b]
-            np.copyto(x, (self.d @ np.ascontiguousarray(wt[:, lo:lo + b])).T)
+            np.copyto(x, (self.d @ np.ascontiguousarray(wt[:, lo : lo + b])).T)
             dtp, dn = x[:, :k], x[:, k:]
             tp_tot = np.add.reduceat(dtp, self.starts, axis=1)
             self._segment_cumsum(dtp, tp_tot, t)
@@ -210,7 +211,7 @@ class _Ranking:
             np.divide(t, dn, out=t, where=dn > 0)
             num = np.add.reduceat(t, self.starts, axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
-                out[lo:lo + b, self.present] = np.where(tp_tot > 0, num / tp_tot, np.nan)
+                out[lo : lo + b, self.present] = np.where(tp_tot > 0, num / tp_tot, np.nan)
         return out
 
 
@@ -270,7 +271,7 @@ def _counts(y: np.ndarray, p: np.ndarray, wt: np.ndarray, threshold) -> tuple[np
         mats = mats.astype(np.float64)
         for sl in _chunks(n_b, 8 * 3 * c):
             out[sl] = wt[:, sl].T @ mats
-    return out[:, :c], out[:, c:2 * c], out[:, 2 * c:]
+    return out[:, :c], out[:, c : 2 * c], out[:, 2 * c :]
 
 
 def _f1(tp, pos, npred, mask=None) -> np.ndarray:
@@ -324,7 +325,7 @@ def _parse(name: str, buckets: Mapping[str, np.ndarray] | None) -> tuple[str, st
         return name, None
     for kind in ("recall", "f1"):
         if name.startswith(kind + "_"):
-            bucket = name[len(kind) + 1:]
+            bucket = name[len(kind) + 1 :]
             if not buckets or bucket not in buckets:
                 raise ValueError(f"metric {name!r} needs buckets[{bucket!r}] (a boolean mask over the labels)")
             return kind, bucket
@@ -385,19 +386,40 @@ def _summary(observed: float, d: np.ndarray, alpha: float) -> dict[str, float]:
     d = d[~np.isnan(d)]
     n = len(d)
     if n == 0 or np.isnan(observed):
-        return {"diff": float(observed), "low": np.nan, "high": np.nan, "se": np.nan, "p_value": np.nan,
-                "n_resamples": n}
+        return {
+            "diff": float(observed),
+            "low": np.nan,
+            "high": np.nan,
+            "se": np.nan,
+            "p_value": np.nan,
+            "n_resamples": n,
+        }
     low, high = np.percentile(d, [50 * alpha, 100 - 50 * alpha])
     le, ge = int((d <= 0).sum()), int((d >= 0).sum())
     p_value = min(1.0, 2 * (min(le, ge) + 1) / (n + 1))
-    return {"diff": float(observed), "low": float(low), "high": float(high),
-            "se": float(d.std(ddof=1)) if n > 1 else np.nan, "p_value": p_value, "n_resamples": n}
+    return {
+        "diff": float(observed),
+        "low": float(low),
+        "high": float(high),
+        "se": float(d.std(ddof=1)) if n > 1 else np.nan,
+        "p_value": p_value,
+        "n_resamples": n,
+    }
 
 
-def pooled_paired_bootstrap(y, base_by_seed: Mapping[int, np.ndarray], other_by_seed: Mapping[int, np.ndarray],
-                            metrics: Sequence[str], idx: np.ndarray | None = None, n_resamples: int = 1000,
-                            seed: int = 0, threshold=0.5, buckets: Mapping[str, np.ndarray] | None = None,
-                            alpha: float = 0.05) -> dict[str, dict]:
+def pooled_paired_bootstrap(
+    y,
+    base_by_seed: Mapping[int, np.ndarray],
+    other_by_seed: Mapping[int, np.ndarray],
+    metrics: Sequence[str],
+    idx: np.ndarray | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    threshold=0.5,
+    buckets: Mapping[str, np.ndarray] | None = None,
+    alpha: float = 0.05,
+    base_cache: dict | None = None,
+) -> dict[str, dict]:
     """Paired bootstrap of the seed-mean difference ``other - base`` of each metric.
 
     Seeds are paired (only the seeds in both mappings count). On each resample of test rows (the same rows for
@@ -417,6 +439,10 @@ def pooled_paired_bootstrap(y, base_by_seed: Mapping[int, np.ndarray], other_by_
     usual +1 correction, so never below ``2 / (B + 1)``), ``n_resamples`` (resamples where the metric is defined),
     ``base``/``other`` (the seed-mean metric values on the full test set) and ``seeds``. Resamples where the
     metric is undefined (a bucket without positives) are left out; all undefined: NaN.
+
+    ``base_cache``: a dict kept by the caller across the comparisons of several settings against one baseline
+    (the same ``y``, ``base_by_seed``, resamples, metrics, threshold and buckets in every call): the baseline's
+    metrics on the resamples are computed once per seed instead of once per comparison.
     """
     base_by_seed, other_by_seed = _as_seeds(base_by_seed), _as_seeds(other_by_seed)
     seeds = sorted(set(base_by_seed) & set(other_by_seed))
@@ -433,8 +459,12 @@ def pooled_paired_bootstrap(y, base_by_seed: Mapping[int, np.ndarray], other_by_
     diffs = {name: np.zeros(wt.shape[1]) for name in names}
     base_vals = dict.fromkeys(names, 0.0)
     other_vals = dict.fromkeys(names, 0.0)
+    cache = {} if base_cache is None else base_cache
     for s in seeds:
-        vb = _evaluate(y, base_by_seed[s], wt, names, threshold, buckets)
+        key = (s, tuple(names), idx.shape)
+        if key not in cache:
+            cache[key] = _evaluate(y, base_by_seed[s], wt, names, threshold, buckets)
+        vb = cache[key]
         vo = _evaluate(y, other_by_seed[s], wt, names, threshold, buckets)
         for name in names:
             diffs[name] += (vo[name] - vb[name]) / len(seeds)
@@ -447,18 +477,44 @@ def pooled_paired_bootstrap(y, base_by_seed: Mapping[int, np.ndarray], other_by_
     return out
 
 
-def paired_bootstrap(y, p_base, p_other, metrics: Sequence[str], idx: np.ndarray | None = None,
-                     n_resamples: int = 1000, seed: int = 0, threshold=0.5,
-                     buckets: Mapping[str, np.ndarray] | None = None, alpha: float = 0.05) -> dict[str, dict]:
+def paired_bootstrap(
+    y,
+    p_base,
+    p_other,
+    metrics: Sequence[str],
+    idx: np.ndarray | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    threshold=0.5,
+    buckets: Mapping[str, np.ndarray] | None = None,
+    alpha: float = 0.05,
+) -> dict[str, dict]:
     """Paired bootstrap of ``metric(p_other) - metric(p_base)`` over test rows, one seed each (see
     :func:`pooled_paired_bootstrap` for the arguments, the result and what the CI covers)."""
-    return pooled_paired_bootstrap(y, {0: p_base}, {0: p_other}, metrics, idx=idx, n_resamples=n_resamples,
-                                   seed=seed, threshold=threshold, buckets=buckets, alpha=alpha)
+    return pooled_paired_bootstrap(
+        y,
+        {0: p_base},
+        {0: p_other},
+        metrics,
+        idx=idx,
+        n_resamples=n_resamples,
+        seed=seed,
+        threshold=threshold,
+        buckets=buckets,
+        alpha=alpha,
+    )
 
 
-def per_label_ap_diff(y, p_base_by_seed, p_other_by_seed, idx: np.ndarray | None = None, *,
-                      n_resamples: int = 1000, seed: int = 0,
-                      alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def per_label_ap_diff(
+    y,
+    p_base_by_seed,
+    p_other_by_seed,
+    idx: np.ndarray | None = None,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-label AP difference ``other - base`` (mean over the paired seeds) and its percentile CI per label.
 
     Returns ``(diff, low, high)``, each ``(C,)``. A resample without a positive of a label gives that label NaN,
@@ -486,24 +542,6 @@ def per_label_ap_diff(y, p_base_by_seed, p_other_by_seed, idx: np.ndarray | None
 
 
 # ------------------------------------------------------------------------------------------ multiple comparisons
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values, in the input order: the ``i``-th smallest becomes
-    ``max_{j <= i} (m - j + 1) p_(j)``, clipped to 1 (monotone in the raw p). NaN stays NaN and does not count
-    in ``m``."""
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    q = p[ok]
-    m = len(q)
-    if m:
-        order = np.argsort(q, kind="stable")
-        adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * q[order]))
-        res = np.empty(m)
-        res[order] = adj
-        out[ok] = res
-    return out.tolist()
 
 
 def adjusted_alpha(alpha: float, m: int) -> float:

@@ -12,24 +12,42 @@ import numpy as np
 
 from .stats import friedman, nemenyi_cd, paired_wilcoxon
 
-# C-HMCNN(h) (METHODS.md section 4): hidden width, epochs, learning rate and published micro AU(PRC) (mean of
+# C-HMCNN(h) (docs/methods.md section 4): hidden width, epochs, learning rate and published micro AU(PRC) (mean of
 # 10 seeds) of every dataset with a published value: the FUN and GO sets and the ``others`` sets.
 HMC_DATASETS: dict[str, tuple[int, int, float, float]] = {
-    "cellcycle_FUN": (500, 106, 1e-4, 0.255), "derisi_FUN": (500, 67, 1e-4, 0.195),
-    "eisen_FUN": (500, 110, 1e-4, 0.306), "expr_FUN": (1250, 20, 1e-4, 0.302),
-    "gasch1_FUN": (1000, 42, 1e-4, 0.286), "gasch2_FUN": (500, 123, 1e-4, 0.258),
-    "seq_FUN": (2000, 13, 1e-4, 0.292), "spo_FUN": (250, 115, 1e-4, 0.215),
-    "cellcycle_GO": (1000, 62, 1e-4, 0.413), "derisi_GO": (500, 91, 1e-4, 0.370),
-    "eisen_GO": (500, 123, 1e-4, 0.455), "expr_GO": (4000, 70, 1e-4, 0.447),
-    "gasch1_GO": (500, 122, 1e-4, 0.436), "gasch2_GO": (500, 177, 1e-4, 0.414),
-    "seq_GO": (9000, 45, 1e-4, 0.446), "spo_GO": (500, 103, 1e-4, 0.382),
-    "diatoms_others": (2000, 474, 1e-5, 0.758), "enron_others": (1000, 133, 1e-5, 0.756),
-    "imclef07a_others": (1000, 592, 1e-5, 0.956), "imclef07d_others": (1000, 588, 1e-5, 0.927),
+    "cellcycle_FUN": (500, 106, 1e-4, 0.255),
+    "derisi_FUN": (500, 67, 1e-4, 0.195),
+    "eisen_FUN": (500, 110, 1e-4, 0.306),
+    "expr_FUN": (1250, 20, 1e-4, 0.302),
+    "gasch1_FUN": (1000, 42, 1e-4, 0.286),
+    "gasch2_FUN": (500, 123, 1e-4, 0.258),
+    "seq_FUN": (2000, 13, 1e-4, 0.292),
+    "spo_FUN": (250, 115, 1e-4, 0.215),
+    "cellcycle_GO": (1000, 62, 1e-4, 0.413),
+    "derisi_GO": (500, 91, 1e-4, 0.370),
+    "eisen_GO": (500, 123, 1e-4, 0.455),
+    "expr_GO": (4000, 70, 1e-4, 0.447),
+    "gasch1_GO": (500, 122, 1e-4, 0.436),
+    "gasch2_GO": (500, 177, 1e-4, 0.414),
+    "seq_GO": (9000, 45, 1e-4, 0.446),
+    "spo_GO": (500, 103, 1e-4, 0.382),
+    "diatoms_others": (2000, 474, 1e-5, 0.758),
+    "enron_others": (1000, 133, 1e-5, 0.756),
+    "imclef07a_others": (1000, 592, 1e-5, 0.956),
+    "imclef07d_others": (1000, 588, 1e-5, 0.927),
 }
 DEFAULT_DATASETS = tuple(HMC_DATASETS)
-# The protocol's fixed settings (METHODS.md section 4), written into every result file.
-PROTOCOL = {"batch_size": 4, "dropout": 0.7, "optimizer": "adam", "weight_decay": 1e-5, "lr_schedule": "constant",
-            "train_splits": ["train", "val"], "final_model": "last", "preprocess": "chmcnn"}
+# The protocol's fixed settings (docs/methods.md section 4), written into every result file.
+PROTOCOL = {
+    "batch_size": 4,
+    "dropout": 0.7,
+    "optimizer": "adam",
+    "weight_decay": 1e-5,
+    "lr_schedule": "constant",
+    "train_splits": ["train", "val"],
+    "final_model": "last",
+    "preprocess": "chmcnn",
+}
 
 
 def published(name: str) -> float | None:
@@ -52,8 +70,15 @@ VARIANTS = {
     "mcloss_lpros": {"name": "mcloss", "oversample": "lpros"},
 }
 DEFAULT_SCHEMES = ("mcloss", "node_imbalance", "nif_margin_m2", "nif_gated_margin_m2")
-KEYS = ["micro_auprc", "macro_precision_allnodes", "macro_recall_allnodes", "macro_f1_allnodes",
-        "macro_precision", "macro_recall", "macro_f1"]
+KEYS = [
+    "micro_auprc",
+    "macro_precision_allnodes",
+    "macro_recall_allnodes",
+    "macro_f1_allnodes",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+]
 
 
 def entry_settings(variant: str) -> dict:
@@ -101,8 +126,10 @@ def friedman_nemenyi(by: dict, alpha: float = 0.05) -> list[str]:
         lines += _friedman_table(by, compared, complete, alpha)
         shown += 1
     if not shown:
-        lines.append(f"Needs >= 2 schemes on >= 2 datasets with results for all of them; have {len(schemes)} "
-                     f"scheme(s) on {len(comparisons[0][1])} complete dataset(s).")
+        lines.append(
+            f"Needs >= 2 schemes on >= 2 datasets with results for all of them; have {len(schemes)} "
+            f"scheme(s) on {len(comparisons[0][1])} complete dataset(s)."
+        )
     return lines
 
 
@@ -111,12 +138,15 @@ def _friedman_table(by: dict, schemes: list[str], complete: list[str], alpha: fl
 
     k, n = len(schemes), len(complete)
     cd = nemenyi_cd(k, n, alpha)
-    lines = [f"{n} datasets with every scheme ({', '.join(complete)}); {k} schemes. Ranks per dataset on the mean "
-             f"over seeds (1 = best, ties share). Friedman chi-square with k - 1 = {k - 1} degrees of freedom; "
-             f"Nemenyi critical difference at alpha = {alpha}: CD = q_alpha sqrt(k(k+1)/(6N)) = **{cd:.2f}** ranks -- "
-             "two schemes whose average ranks differ by more than CD differ significantly.", "",
-             "| metric | " + " | ".join(f"avg rank `{s}`" for s in schemes) + " | Friedman chi2 | p |",
-             "|---|" + "---|" * (k + 2)]
+    lines = [
+        f"{n} datasets with every scheme ({', '.join(complete)}); {k} schemes. Ranks per dataset on the mean "
+        f"over seeds (1 = best, ties share). Friedman chi-square with k - 1 = {k - 1} degrees of freedom; "
+        f"Nemenyi critical difference at alpha = {alpha}: CD = q_alpha sqrt(k(k+1)/(6N)) = **{cd:.2f}** ranks -- "
+        "two schemes whose average ranks differ by more than CD differ significantly.",
+        "",
+        "| metric | " + " | ".join(f"avg rank `{s}`" for s in schemes) + " | Friedman chi2 | p |",
+        "|---|" + "---|" * (k + 2),
+    ]
     for metric in ("micro_auprc", "macro_recall_allnodes", "macro_f1_allnodes"):
         table = np.array([[np.mean([r["test"][metric] for r in by[(d, s)]]) for s in schemes] for d in complete])
         ranks = np.array([rankdata(-row) for row in table])
@@ -126,7 +156,7 @@ def _friedman_table(by: dict, schemes: list[str], complete: list[str], alpha: fl
     return lines + [""]
 
 
-# The second paper's public code run here (METHODS.md section 4): cellcycle_FUN, seed 0, full protocol, test split;
+# The second paper's public code run here (docs/methods.md section 4): cellcycle_FUN, seed 0, full protocol, test split;
 # micro AU(PRC), macro P / R / F1 over all 499 nodes, per-depth recall 1..6, and the tolerances of the acceptance
 # (micro AU(PRC) absolute, node macro recall relative).
 AUTHORS_CELLCYCLE = {
@@ -139,15 +169,23 @@ PUBLISHED_TOLERANCE = 0.010
 
 def cross_check_lines(by: dict) -> list[str]:
     """Markdown: our cellcycle_FUN seed-0 runs beside the authors' code on the same data and seed."""
-    lines = ["", "## Cross-check against the authors' code (cellcycle_FUN, seed 0)", "",
-             "The second paper's public code run on the same data and seed (METHODS.md section 4) beside ours. "
-             "Acceptance: micro AU(PRC) within the tolerance, node macro recall (all nodes) within the relative band.",
-             "", "| variant | run | micro AU(PRC) | macro P / R / F1 (all nodes) | recall by depth 1..6 | verdict |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Cross-check against the authors' code (cellcycle_FUN, seed 0)",
+        "",
+        "The second paper's public code run on the same data and seed (docs/methods.md section 4) beside ours. "
+        "Acceptance: micro AU(PRC) within the tolerance, node macro recall (all nodes) within the relative band.",
+        "",
+        "| variant | run | micro AU(PRC) | macro P / R / F1 (all nodes) | recall by depth 1..6 | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     for variant, (figs, depths, tol, band) in AUTHORS_CELLCYCLE.items():
         ours = next((r for r in by.get(("cellcycle_FUN", variant), []) if r["seed"] == 0), None)
-        lines.append(f"| {variant} | authors' code | {figs[0]:.4f} | {figs[1]:.4f} / {figs[2]:.4f} / {figs[3]:.4f} | "
-                     + " / ".join(f"{d:.3f}" for d in depths) + " | |")
+        lines.append(
+            f"| {variant} | authors' code | {figs[0]:.4f} | {figs[1]:.4f} / {figs[2]:.4f} / {figs[3]:.4f} | "
+            + " / ".join(f"{d:.3f}" for d in depths)
+            + " | |"
+        )
         if ours is None:
             lines.append(f"| {variant} | tailsweep | not recorded yet | | | |")
             continue
@@ -159,10 +197,12 @@ def cross_check_lines(by: dict) -> list[str]:
             ok_r = abs(rel) <= band
             why.append(f"recall {rel:+.0%} ({'within' if ok_r else 'outside'} ±{band:.0%})")
             ok = ok and ok_r
-        lines.append(f"| {variant} | tailsweep | {t['micro_auprc']:.4f} | {t['macro_precision_allnodes']:.4f} / "
-                     f"{t['macro_recall_allnodes']:.4f} / {t['macro_f1_allnodes']:.4f} | "
-                     + " / ".join(f"{t.get(f'recall_depth{d}', float('nan')):.3f}" for d in range(1, 7))
-                     + f" | {'**pass**' if ok else '**fail**'}: {'; '.join(why)} |")
+        lines.append(
+            f"| {variant} | tailsweep | {t['micro_auprc']:.4f} | {t['macro_precision_allnodes']:.4f} / "
+            f"{t['macro_recall_allnodes']:.4f} / {t['macro_f1_allnodes']:.4f} | "
+            + " / ".join(f"{t.get(f'recall_depth{d}', float('nan')):.3f}" for d in range(1, 7))
+            + f" | {'**pass**' if ok else '**fail**'}: {'; '.join(why)} |"
+        )
     return lines
 
 
@@ -209,13 +249,23 @@ def plot_against_mcloss(by: dict, path: Path) -> bool:
             base_auprc = np.mean([t["micro_auprc"] for t in base.values()])
             x = i - 0.35 + width * (j + 0.5)
             ratio = [r["test"]["macro_recall_allnodes"] / base_recall for r in rs] if base_recall > 0 else []
-            diff = [r["test"]["micro_auprc"] - (base[r["seed"]]["micro_auprc"] if r["seed"] in base else base_auprc)
-                    for r in rs]
+            diff = [
+                r["test"]["micro_auprc"] - (base[r["seed"]]["micro_auprc"] if r["seed"] in base else base_auprc)
+                for r in rs
+            ]
             label = scheme if i == 0 else None
             for ax, ys in ((left, ratio), (right, diff)):
                 if ys:
-                    ax.errorbar([x], [np.mean(ys)], yerr=[np.std(ys)] if len(ys) > 1 else None, fmt="o",
-                                color=cmap(j % cmap.N), ms=5, capsize=2, label=label)
+                    ax.errorbar(
+                        [x],
+                        [np.mean(ys)],
+                        yerr=[np.std(ys)] if len(ys) > 1 else None,
+                        fmt="o",
+                        color=cmap(j % cmap.N),
+                        ms=5,
+                        capsize=2,
+                        label=label,
+                    )
     left.set_yscale("log")
     times = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x")
     left.yaxis.set_major_formatter(times)
@@ -229,8 +279,9 @@ def plot_against_mcloss(by: dict, path: Path) -> bool:
         ax.set_xticks(range(len(datasets)), datasets, rotation=30, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     handles, labels = left.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, bbox_to_anchor=(0.5, 0.93),
-               frameon=False)
+    fig.legend(
+        handles, labels, loc="upper center", ncol=len(labels), fontsize=8, bbox_to_anchor=(0.5, 0.93), frameon=False
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     finish(fig, path, title="Against mcloss on each dataset (mean ± std over seeds, test split)", rect=(0, 0, 1, 0.9))
     return True
@@ -249,7 +300,7 @@ def report_hmc(results: Path, out: Path) -> str:
         "# HMC reproduction: C-HMCNN's protocol on the HMC benchmarks",
         "",
         "Produced by `launch reproduce hmc --report` from the per-run files under `docs/results/hmc/` "
-        "(each written by `launch reproduce hmc` as its run finished). Protocol (METHODS.md section 4): MLP of "
+        "(each written by `launch reproduce hmc` as its run finished). Protocol (docs/methods.md section 4): MLP of "
         "3 linear layers with the per-dataset hidden width, ReLU, dropout 0.7, Adam with the per-dataset learning "
         "rate held constant (no schedule), coupled weight decay 1e-5, batch 4, the per-dataset number of epochs, "
         "trained on train + valid, last model tested on test; inputs imputed with each split's own column means "
@@ -265,11 +316,14 @@ def report_hmc(results: Path, out: Path) -> str:
         "",
         _settings_line(rows),
         "",
-        "Loss settings per variant: " + "; ".join(
-            f"`{v}` = {st['scheme']} " + json.dumps({k: x for k, x in st["params"].items() if x is not None},
-                                                    sort_keys=True)
+        "Loss settings per variant: "
+        + "; ".join(
+            f"`{v}` = {st['scheme']} "
+            + json.dumps({k: x for k, x in st["params"].items() if x is not None}, sort_keys=True)
             + (f" + oversample {st['oversample']}" if st.get("oversample", "none") != "none" else "")
-            for v, st in sorted(losses.items())) + ".",
+            for v, st in sorted(losses.items())
+        )
+        + ".",
         "",
         "Frequency baseline: the micro AU(PRC) of predicting each node's train + valid frequency for every test row "
         "(no model; written beside the runs by `launch reproduce hmc`).",
@@ -303,32 +357,45 @@ def report_hmc(results: Path, out: Path) -> str:
         pos = " / ".join(_ms([x.get(f"macro_{k}") for x in t]) for k in ("precision", "recall", "f1"))
         ratio = recall_ratio(dataset, scheme)
         wall = np.mean([r["wall_s"] for r in rs])
-        lines.append(f"| {dataset} | {scheme} | {len(rs)} | {_ms([x['micro_auprc'] for x in t])} | "
-                     f"{pub if pub is not None else '-'} | {floors.get(dataset, '-')} | {allnodes} | "
-                     f"{'-' if ratio is None else f'{ratio:.2f}x'} | {pos} | {p} | {wall / 60:.1f} min |")
+        lines.append(
+            f"| {dataset} | {scheme} | {len(rs)} | {_ms([x['micro_auprc'] for x in t])} | "
+            f"{pub if pub is not None else '-'} | {floors.get(dataset, '-')} | {allnodes} | "
+            f"{'-' if ratio is None else f'{ratio:.2f}x'} | {pos} | {p} | {wall / 60:.1f} min |"
+        )
     figure = out.parent / "img" / "hmc-against-mcloss.png"
     if plot_against_mcloss(by, figure):
         lines += ["", f"![each scheme against mcloss](img/{figure.name})"]
-    lines += ["", "## Per-depth recall (nodes with a test positive; depth 1 = top level)", "",
-              "| dataset | scheme | " + " | ".join(f"depth {d}" for d in range(1, 7)) + " |",
-              "|---|---|" + "---|" * 6]
+    lines += [
+        "",
+        "## Per-depth recall (nodes with a test positive; depth 1 = top level)",
+        "",
+        "| dataset | scheme | " + " | ".join(f"depth {d}" for d in range(1, 7)) + " |",
+        "|---|---|" + "---|" * 6,
+    ]
     for (dataset, scheme), rs in sorted(by.items()):
         cells = [_ms([r["test"].get(f"recall_depth{d}") for r in rs]) for d in range(1, 7)]
         lines.append(f"| {dataset} | {scheme} | " + " | ".join(cells) + " |")
     lines += cross_check_lines(by)
     lines += friedman_nemenyi(by)
-    lines += ["", "## Against the claims", "",
-              "The second paper claims node macro recall up to 5x C-HMCNN's; its public code gave 2.5x for node "
-              "weighting and 3.8x for node weighting + the margin focal term (M = 2) on cellcycle_FUN seed 0 "
-              "(METHODS.md section 4).", ""]
+    lines += [
+        "",
+        "## Against the claims",
+        "",
+        "The second paper claims node macro recall up to 5x C-HMCNN's; its public code gave 2.5x for node "
+        "weighting and 3.8x for node weighting + the margin focal term (M = 2) on cellcycle_FUN seed 0 "
+        "(docs/methods.md section 4).",
+        "",
+    ]
     for dataset in sorted({d for d, _ in by}):
         base = by.get((dataset, "mcloss"))
         pub = published(dataset)
         if base and pub is not None:
             ours = float(np.mean([r["test"]["micro_auprc"] for r in base]))
             verdict = "within" if abs(ours - pub) <= PUBLISHED_TOLERANCE else "outside"
-            lines.append(f"- {dataset}: `mcloss` micro AU(PRC) {ours:.4f} vs published C-HMCNN {pub} "
-                         f"({ours - pub:+.4f}, {verdict} the {PUBLISHED_TOLERANCE} tolerance; {len(base)} seed(s)).")
+            lines.append(
+                f"- {dataset}: `mcloss` micro AU(PRC) {ours:.4f} vs published C-HMCNN {pub} "
+                f"({ours - pub:+.4f}, {verdict} the {PUBLISHED_TOLERANCE} tolerance; {len(base)} seed(s))."
+            )
         for scheme in sorted({s for d, s in by if d == dataset and s != "mcloss"}):
             ratio = recall_ratio(dataset, scheme)
             if ratio is not None:

@@ -25,11 +25,20 @@ def trial_rows(results) -> list[dict]:
         plan = (r.config or {}).get("trial", {})
         m = r.metrics or {}
         status = "ERROR" if r.error else "DONE"
-        row = {"trial": plan.get("label", "?"), "scheme": plan.get("scheme"), "group": plan.get("group"),
-               "seed": plan.get("seed"), "status": status, "epochs": m.get("epoch", 0),
-               # metric points MLflow refused at first and got later / never got (trainables/_tracking.py)
-               "tracking_late": int(m.get("tracking/late_points") or 0),
-               "tracking_unwritten": int(m.get("tracking/unwritten_points") or 0)}
+        row = {
+            "trial": plan.get("label", "?"),
+            "setting": plan.get("setting") or plan.get("label", "?"),  # the setting's name, shared by its seeds
+            "scheme": plan.get("scheme"),
+            "group": plan.get("group"),
+            "seed": plan.get("seed"),
+            "status": status,
+            "epochs": m.get("epoch", 0),
+            # metric points MLflow refused at first and got later / never got (trainables/_tracking.py)
+            "tracking_late": int(m.get("tracking/late_points") or 0),
+            "tracking_unwritten": int(m.get("tracking/unwritten_points") or 0),
+            # restarts of the trial's worker group (a worker or its node lost; trainables/_tracking.py)
+            "retries": int(m.get("trial/retries") or 0),
+        }
         for key, _ in COLUMNS:
             row[key] = m.get(key)
         rows.append(row)
@@ -45,8 +54,24 @@ def tracking_summary(rows: list[dict]) -> str | None:
     text = f"MLflow: {late} metric point(s) were written late (the store refused writes for a while)"
     if not lost:
         return text + "; none lost"
-    return (text + f"; {sum(n for _, n in lost)} never written: " + ", ".join(f"{t} ({n})" for t, n in lost)
-            + " -- they are in each trial's Ray Tune results (result.json under tracking.dir/ray)")
+    return (
+        text
+        + f"; {sum(n for _, n in lost)} never written: "
+        + ", ".join(f"{t} ({n})" for t, n in lost)
+        + " -- they are in each trial's Ray Tune results (result.json under tracking.dir/ray)"
+    )
+
+
+def retry_summary(rows: list[dict]) -> str | None:
+    """One line naming the trials whose worker group was restarted (None when none was)."""
+    retried = [(r["trial"], r["retries"]) for r in rows if r.get("retries")]
+    if not retried:
+        return None
+    return (
+        "retried: "
+        + ", ".join(f"{t} ({n} restart{'s' if n != 1 else ''})" for t, n in retried)
+        + " -- each resumed from its last checkpoint in the same MLflow run; why: the run's tailsweep.retry tag"
+    )
 
 
 def _ms(values: list[float]) -> tuple[float, float, int]:
@@ -61,15 +86,23 @@ def summarise(rows: list[dict], metric: str, mode: str = "max") -> list[dict]:
     for row in rows:
         groups[row["group"]].append(row)
     out = []
-    for _group, members in groups.items():
-        name = members[0]["trial"].rsplit(" seed=", 1)[0]
-        entry = {"setting": name, "scheme": members[0]["scheme"], "seeds": len(members),
-                 "complete": sum(m["status"] == "DONE" and m.get("test/macro_f1") is not None for m in members)}
+    for members in groups.values():  # by the plan's group: a setting's id
+        entry = {
+            "setting": members[0]["setting"],
+            "scheme": members[0]["scheme"],
+            "seeds": len(members),
+            "complete": sum(m["status"] == "DONE" and m.get("test/macro_f1") is not None for m in members),
+        }
         for key, _ in COLUMNS:
             entry[key] = _ms([m.get(key) for m in members])
         out.append(entry)
     sign = -1 if mode == "max" else 1
-    out.sort(key=lambda e: (math.isnan(e["val/best"][0]), sign * (e["val/best"][0] if not math.isnan(e["val/best"][0]) else 0)))
+    out.sort(
+        key=lambda e: (
+            math.isnan(e["val/best"][0]),
+            sign * (e["val/best"][0] if not math.isnan(e["val/best"][0]) else 0),
+        )
+    )
     return out
 
 

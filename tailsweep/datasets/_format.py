@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..inputs import InputError, read_json, read_parquet
+
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 INPUT_KINDS = ("image", "image_path", "features")
@@ -34,7 +36,7 @@ LABELS_FILE = "labels.parquet"
 ROW_GROUP_SIZE = 1024  # rows per Parquet row group: small enough to stream images
 
 
-class TableError(ValueError):
+class TableError(InputError):
     """A label table that cannot be read at all (missing manifest or label file...)."""
 
 
@@ -61,60 +63,44 @@ def split_file(split: str) -> str:
 def hierarchy_depths(labels: Sequence[str], parents: Mapping[str, Sequence[str]]) -> dict[str, int]:
     """Depth of every label: 1 for top-level nodes, else 1 + the deepest parent (longest path).
 
-    Unknown parents and cycles are ignored here (validation reports them); such nodes get the
-    depth reachable through their known, acyclic parents.
+    Unknown parents and self-edges are ignored here (validation reports them); a node on or below a cycle gets 1 +
+    the deepest of its parents that are not. Array-based (``_graph.depths``): no loop over the nodes' paths.
     """
-    known = set(labels)
-    depth: dict[str, int] = {}
-    visiting: set[str] = set()
+    from ._graph import depths, edges_from_names
 
-    def visit(label: str) -> int:
-        if label in depth:
-            return depth[label]
-        if label in visiting:  # cycle: cut it
-            return 0
-        visiting.add(label)
-        ps = [p for p in parents.get(label, ()) if p in known]
-        d = 1 + max((visit(p) for p in ps), default=0)
-        visiting.discard(label)
-        depth[label] = d
-        return d
-
-    for label in labels:
-        visit(label)
-    return depth
+    child, parent = edges_from_names(labels, parents)
+    return dict(zip(labels, depths(child, parent, len(labels)).tolist(), strict=True))
 
 
 def ancestor_closure_matrix(labels: Sequence[str], parents: Mapping[str, Sequence[str]]):
     """Sparse C x C matrix A with A[j, k] = 1 iff k is j or an ancestor of j.
 
-    Multiplying a multi-hot row by A and clipping closes it upward.
+    Multiplying a multi-hot row by A and clipping closes it upward. Built with sparse products, one per level.
     """
-    import scipy.sparse as sp
+    from ._graph import ancestor_closure, edges_from_names
 
-    index = {label: i for i, label in enumerate(labels)}
-    ancestors: dict[str, set[str]] = {}
+    child, parent = edges_from_names(labels, parents)
+    return ancestor_closure(child, parent, len(labels))
 
-    def anc(label: str, stack: frozenset[str] = frozenset()) -> set[str]:
-        if label in ancestors:
-            return ancestors[label]
-        out: set[str] = set()
-        for p in parents.get(label, ()):
-            if p in index and p not in stack:
-                out.add(p)
-                out |= anc(p, stack | {label})
-        ancestors[label] = out
-        return out
 
-    rows, cols = [], []
-    for label, i in index.items():
-        rows.append(i)
-        cols.append(i)
-        for a in anc(label):
-            rows.append(i)
-            cols.append(index[a])
-    data = np.ones(len(rows), dtype=np.int32)
-    return sp.csr_matrix((data, (rows, cols)), shape=(len(labels), len(labels)))
+def not_a_table(root: Path) -> str:
+    """Why ``root`` (not a folder) is no label table, with the fix that fits what it is."""
+    import shlex
+
+    if not root.exists():
+        return (
+            f"{root}: no such folder; a label table is a folder of Parquet files (make one with `launch data "
+            f"import-images`, `launch data import-hmc`, or the demo one with `launch data synth {shlex.quote(str(root))}`)"
+        )
+    hint = (
+        "; a YAML file is a sweep spec (`launch sweep FILE.yaml`) or a taxonomy (`data import-images --taxonomy`)"
+        if root.suffix.lower() in (".yaml", ".yml")
+        else ""
+    )
+    return (
+        f"{root}: a file, not a label table (a folder holding manifest.json, labels.parquet and the split "
+        f"files); pass the table's folder{hint}"
+    )
 
 
 class LabelTable:
@@ -129,20 +115,28 @@ class LabelTable:
         manifest_path = self.root / MANIFEST_FILE
         labels_path = self.root / LABELS_FILE
         if not self.root.is_dir():
-            raise TableError(f"{self.root}: not a directory; a label table is a directory of Parquet files "
-                             f"(create the demo one with `launch data synth {self.root}`)")
+            raise TableError(not_a_table(self.root))
         if not manifest_path.is_file():
-            raise TableError(f"{manifest_path}: missing; every label table needs a manifest.json "
-                             f"with at least 'name' and 'input' ({'|'.join(INPUT_KINDS)})")
+            raise TableError(
+                f"{manifest_path}: missing; every label table needs a manifest.json "
+                f"with at least 'name' and 'input' ({'|'.join(INPUT_KINDS)})"
+            )
         try:
-            raw = json.loads(manifest_path.read_text())
+            raw = read_json(manifest_path, "manifest")
             self.manifest = Manifest(**raw)
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise TableError(f"{manifest_path}: unreadable manifest ({exc}); expected JSON with keys "
-                             f"name, input, task, source, licence, format_version, extra") from exc
+        except InputError as exc:
+            raise TableError(str(exc)) from None
+        except TypeError as exc:
+            raise TableError(
+                f"{manifest_path}: unreadable manifest ({exc}); expected JSON with keys "
+                f"name, input, task, source, licence, format_version, extra"
+            ) from None
         if not labels_path.is_file():
             raise TableError(f"{labels_path}: missing; it lists one row per label (label, parents, name)")
-        tbl = pq.read_table(labels_path)
+        try:
+            tbl = read_parquet(labels_path, what="label file (label, parents, name)")
+        except InputError as exc:
+            raise TableError(str(exc)) from None
         for col in ("label", "parents"):
             if col not in tbl.column_names:
                 raise TableError(f"{labels_path}: column '{col}' missing (has {tbl.column_names})")
@@ -152,9 +146,7 @@ class LabelTable:
             label: tuple(p or ()) for label, p in zip(self.labels, parents_col, strict=True)
         }
         names = tbl.column("name").to_pylist() if "name" in tbl.column_names else self.labels
-        self.names: dict[str, str] = {
-            label: (n if n else label) for label, n in zip(self.labels, names, strict=True)
-        }
+        self.names: dict[str, str] = {label: (n if n else label) for label, n in zip(self.labels, names, strict=True)}
         self.index: dict[str, int] = {label: i for i, label in enumerate(self.labels)}
 
     @property
@@ -189,7 +181,10 @@ class LabelTable:
         path = self.path(split)
         if not path.is_file():
             raise TableError(f"{path}: split '{split}' missing")
-        return pq.read_table(path, columns=list(columns) if columns else None)
+        try:
+            return read_parquet(path, columns, what=f"'{split}' split")
+        except InputError as exc:
+            raise TableError(str(exc)) from None
 
     def targets(self, split: str | pa.Table) -> np.ndarray:
         """Ancestor-closed multi-hot targets, shape (N, C), dtype uint8. Unknown labels are dropped
@@ -199,6 +194,11 @@ class LabelTable:
 
     def encode(self, labels_column: pa.ChunkedArray | pa.Array, close: bool = True) -> np.ndarray:
         """Multi-hot (N, C) uint8 from a list<string> column; ``close`` adds every ancestor."""
+        return self.encode_sparse(labels_column, close).astype(np.uint8).toarray()
+
+    def encode_sparse(self, labels_column: pa.ChunkedArray | pa.Array, close: bool = True):
+        """Multi-hot targets as a sparse (N, C) CSR matrix of 0/1 int32 (memory O(positives), not N x C);
+        unknown labels are dropped (validation reports them); ``close`` adds every ancestor."""
         import scipy.sparse as sp
 
         col = labels_column
@@ -210,12 +210,12 @@ class LabelTable:
         idx = pc.index_in(flat, value_set=pa.array(self.labels, type=pa.string()))
         idx_np = idx.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         keep = idx_np >= 0
-        cols, rows = idx_np[keep], rows[keep]
-        y = sp.csr_matrix((np.ones(len(rows), np.int32), (rows, cols)), shape=(n, self.num_labels))
+        y = sp.csr_matrix((np.ones(int(keep.sum()), np.int32), (rows[keep], idx_np[keep])), shape=(n, self.num_labels))
         if close and self.is_hierarchical:
             y = y @ self.closure
-        out = np.asarray(y.todense() > 0, dtype=np.uint8)
-        return out
+        y.sum_duplicates()
+        y.data[:] = 1
+        return y
 
     def digest(self) -> str:
         """Content digest of the label file and the three splits (for MLflow and caches); hashed once per

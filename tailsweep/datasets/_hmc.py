@@ -6,7 +6,8 @@ attribute is ``class hierarchical <tokens>``. Tree hierarchies (FunCat ``*_FUN``
 ``parent/child`` starting from ``root/<namespace>``. Data rows are dense comma-separated values with
 ``?`` for missing, the last field being ``@``-separated labels (paths for trees, ids for DAGs),
 mostly the most specific ones (the table closes them upward). Generic ARFF readers reject the
-``hierarchical`` type, so this is a small hand parser. Nominal features are one-hot encoded.
+``hierarchical`` type, so the header is parsed here and the data section by Arrow's CSV reader (all values as
+strings, then cast column by column: no Python loop over rows). Nominal features are one-hot encoded.
 
 Preprocessing (recorded in the manifest):
 
@@ -21,13 +22,16 @@ Preprocessing (recorded in the manifest):
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from ._format import LabelTable, Manifest, TableError, write_table
 
@@ -37,70 +41,127 @@ PREPROCESS = ("chmcnn", "trainval", "impute")
 _ATTR = re.compile(r"^@attribute\s+('(?:[^']|\\')*'|\"[^\"]*\"|\S+)\s+(.+?)\s*$", re.IGNORECASE)
 
 
-@dataclass
-class Arff:
-    names: list[str]
-    kinds: list[str | list[str]]  # "numeric" or the nominal categories
-    hierarchy: list[str]  # the class tokens
-    rows: list[list[str]]  # feature fields
-    labels: list[list[str]]
-    lines: list[int] = None  # the file line of each row (1-based)
-
-
 def _read_text(path: Path) -> str:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as f:
             return f.read()
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        what = "truncated" if isinstance(exc, EOFError) else "not a valid gzip file" if path.suffix == ".gz" else "unreadable"
-        raise TableError(f"{path}: {what} ({exc or type(exc).__name__}); fetch the file again (or gunzip -t it to "
-                         "check)") from None
+        what = (
+            "truncated"
+            if isinstance(exc, EOFError)
+            else "not a valid gzip file"
+            if path.suffix == ".gz"
+            else "unreadable"
+        )
+        raise TableError(
+            f"{path}: {what} ({exc or type(exc).__name__}); fetch the file again (or gunzip -t it to check)"
+        ) from None
+
+
+@dataclass
+class Arff:
+    """A parsed ARFF file: the header, and the data section as Arrow arrays (one pass in C, no loop over rows)."""
+
+    names: list[str]
+    kinds: list[str | list[str]]  # "numeric" or the nominal categories
+    hierarchy: list[str]  # the class tokens
+    data: pa.Table  # one string column per feature, values trimmed of blanks and quotes
+    labels: pa.ListArray  # list<string> per row, empty entries dropped
+    source: str = "<arff>"
+    rows: np.ndarray = None  # each row's index among the file's data rows (a subset keeps its rows' numbers)
+    _text: str = ""  # the data section, for the file lines of rows named in errors
+    _first_line: int = 0  # the file line just before the data section
+
+    def take(self, idx: np.ndarray) -> Arff:
+        """The rows ``idx`` (their file lines are kept)."""
+        a = pa.array(idx)
+        return replace(self, data=self.data.take(a), labels=self.labels.take(a), rows=self.rows[idx])
+
+    def lines(self, idx) -> list[int]:
+        """The file line of each of the rows ``idx`` (1-based). Only error paths call it: one scan of the data."""
+        data_lines = [
+            self._first_line + k + 1
+            for k, raw in enumerate(self._text.splitlines())
+            if raw.strip() and not raw.strip().startswith("%")
+        ]
+        return [data_lines[int(self.rows[i])] for i in idx]
+
+
+_SKIPPED = re.compile(
+    r"^[ \t]*(?:%[^\n]*)?(?:\r?\n|\r?\Z)", re.MULTILINE
+)  # blank and comment lines of the data section
+_TRIM = " \t\r'\""
+
+
+def _header(text: str, source: str) -> tuple[list[str], list, list[str], int, int]:
+    """(names, kinds, hierarchy tokens, offset of the data section, its line number). Loops over header lines."""
+    names, kinds, hierarchy = [], [], None
+    pos, lineno = 0, 0
+    while pos < len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        line, pos, lineno = text[pos:end].strip(), end + 1, lineno + 1
+        if not line or line.startswith("%") or line.lower().startswith("@relation"):
+            continue
+        if line.lower().startswith("@data"):
+            if hierarchy is None:
+                raise TableError(f"{source}: no '@ATTRIBUTE class hierarchical ...' before @DATA")
+            return names, kinds, hierarchy, pos, lineno
+        m = _ATTR.match(line)
+        if not m:
+            raise TableError(f"{source}:{lineno}: cannot parse header line {line[:80]!r}")
+        name, typ = m.group(1).strip("'\""), m.group(2).strip()
+        if typ.lower().startswith("hierarchical"):
+            tokens = typ.split(None, 1)[1] if " " in typ or "\t" in typ else ""
+            hierarchy = list(dict.fromkeys(t.strip() for t in tokens.split(",") if t.strip()))  # dedupe
+        elif typ.startswith("{"):
+            names.append(name)
+            kinds.append([c.strip().strip("'\"") for c in typ.strip("{}").split(",")])
+        elif typ.lower() in ("numeric", "real", "integer"):
+            names.append(name)
+            kinds.append("numeric")
+        else:
+            raise TableError(f"{source}:{lineno}: attribute {name!r} has unsupported type {typ!r}")
+    raise TableError(f"{source}: no @DATA section")
+
+
+def _wrong_width(text: str, first_line: int, width: int, source: str) -> TableError:
+    for k, raw in enumerate(text.splitlines()):
+        line = raw.strip()
+        if line and not line.startswith("%") and len(line.split(",")) != width:
+            return TableError(
+                f"{source}:{first_line + k + 1}: {len(line.split(','))} fields, expected {width} "
+                f"({width - 1} features + labels)"
+            )
+    return TableError(f"{source}: rows of different widths; every row needs {width} comma-separated fields")
 
 
 def parse_arff(text: str, source: str = "<arff>") -> Arff:
-    names, kinds, hierarchy = [], [], None
-    rows, labels, lines = [], [], []
-    in_data = False
-    for lineno, raw in enumerate(text.splitlines(), 1):  # splitlines: CRLF files too
-        line = raw.strip()
-        if not line or line.startswith("%"):
-            continue
-        if not in_data:
-            low = line.lower()
-            if low.startswith("@relation"):
-                continue
-            if low.startswith("@data"):
-                in_data = True
-                if hierarchy is None:
-                    raise TableError(f"{source}: no '@ATTRIBUTE class hierarchical ...' before @DATA")
-                continue
-            m = _ATTR.match(line)
-            if not m:
-                raise TableError(f"{source}:{lineno}: cannot parse header line {line[:80]!r}")
-            name, typ = m.group(1).strip("'\""), m.group(2).strip()
-            if typ.lower().startswith("hierarchical"):
-                tokens = typ.split(None, 1)[1] if " " in typ or "\t" in typ else ""
-                hierarchy = list(dict.fromkeys(t.strip() for t in tokens.split(",") if t.strip()))  # dedupe
-            elif typ.startswith("{"):
-                names.append(name)
-                kinds.append([c.strip().strip("'\"") for c in typ.strip("{}").split(",")])
-            elif typ.lower() in ("numeric", "real", "integer"):
-                names.append(name)
-                kinds.append("numeric")
-            else:
-                raise TableError(f"{source}:{lineno}: attribute {name!r} has unsupported type {typ!r}")
-            continue
-        fields = line.split(",")
-        if len(fields) != len(names) + 1:
-            raise TableError(f"{source}:{lineno}: {len(fields)} fields, expected {len(names) + 1} "
-                             f"({len(names)} features + labels)")
-        rows.append(fields[:-1])
-        lines.append(lineno)
-        labels.append([x.strip() for x in fields[-1].strip().strip("'\"").split("@") if x.strip()])
-    if not in_data:
-        raise TableError(f"{source}: no @DATA section")
-    return Arff(names, kinds, hierarchy or [], rows, labels, lines)
+    names, kinds, hierarchy, offset, first_line = _header(text, source)
+    raw = text[offset:]
+    width = len(names) + 1
+    columns = [f"f{j}" for j in range(width)]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(_SKIPPED.sub("", raw).encode()),
+            read_options=pacsv.ReadOptions(column_names=columns),
+            parse_options=pacsv.ParseOptions(quote_char=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in columns}, strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowInvalid:
+        raise _wrong_width(raw, first_line, width, source) from None
+    trimmed = [pc.utf8_trim(table.column(c), _TRIM).combine_chunks() for c in columns]
+    parts = pc.split_pattern(trimmed[-1], "@")
+    values = pc.utf8_trim_whitespace(pc.list_flatten(parts))
+    keep = pc.not_equal(values, "").to_numpy(zero_copy_only=False)
+    owner = pc.list_parent_indices(parts).to_numpy(zero_copy_only=False)[keep]
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=table.num_rows))]).astype(np.int32)
+    labels = pa.ListArray.from_arrays(pa.array(offsets), values.filter(pa.array(keep)))
+    data = pa.table(dict(zip(names, trimmed[:-1], strict=True))) if names else pa.table({})
+    return Arff(names, kinds, hierarchy, data, labels, source, np.arange(table.num_rows), raw, first_line)
 
 
 def hierarchy_nodes(tokens: list[str]) -> tuple[str, dict[str, list[str]], set[str]]:
@@ -117,28 +178,53 @@ def hierarchy_nodes(tokens: list[str]) -> tuple[str, dict[str, list[str]], set[s
         clean = {c: [p for p in ps if p not in dropped] for c, ps in parents.items() if c not in dropped}
         return "dag", clean, dropped
     parents = {}
-    for t in tokens:
-        parts = t.split("/")
-        for k in range(1, len(parts) + 1):
-            node = "/".join(parts[:k])
-            parents.setdefault(node, ["/".join(parts[: k - 1])] if k > 1 else [])
+    for t in tokens:  # a node and any missing prefix above it, top down: each node is made once (O(nodes) in all)
+        chain, node = [], t
+        while node and node not in parents:
+            chain.append(node)
+            node = node.rpartition("/")[0]
+        for node in reversed(chain):
+            up = node.rpartition("/")[0]
+            parents[node] = [up] if up else []
     return "tree", parents, set()
 
 
+def _numeric(arff: Arff, j: int) -> np.ndarray:
+    col = arff.data.column(j).combine_chunks()
+    col = pc.if_else(pc.equal(col, "?"), pa.scalar(None, pa.string()), col)
+    try:
+        return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    bad = []  # error path only: find the rows that do not parse
+    for i, v in enumerate(col.to_pylist()):
+        try:
+            float(v) if v is not None else None
+        except ValueError:
+            bad.append(i)
+            if len(bad) == 5:
+                break
+    shown = ", ".join(f"line {line}: {col[i].as_py()!r}" for i, line in zip(bad, arff.lines(bad), strict=True))
+    raise TableError(
+        f"{arff.source}:{arff.lines(bad[:1])[0]}: attribute {arff.names[j]!r} is numeric but has a value that is not "
+        f"a number ({shown}); write the number, or '?' for a missing value"
+    )
+
+
 def _features(arff: Arff) -> np.ndarray:
+    n = len(arff.labels)
     cols = []
     for j, kind in enumerate(arff.kinds):
-        vals = [r[j].strip().strip("'\"") for r in arff.rows]
         if kind == "numeric":
-            cols.append(np.array([np.nan if v == "?" else float(v) for v in vals], dtype=np.float64)[:, None])
-        else:
-            onehot = np.zeros((len(vals), len(kind)))
-            index = {c: i for i, c in enumerate(kind)}
-            for i, v in enumerate(vals):
-                if v != "?" and v in index:
-                    onehot[i, index[v]] = 1.0
-            cols.append(onehot)
-    return np.concatenate(cols, axis=1) if cols else np.zeros((len(arff.rows), 0))
+            cols.append(_numeric(arff, j)[:, None])
+            continue
+        idx = pc.index_in(arff.data.column(j), value_set=pa.array(kind, pa.string()))
+        idx = idx.fill_null(-1).to_numpy(zero_copy_only=False)  # '?' and unlisted categories: all zeros
+        onehot = np.zeros((n, len(kind)))
+        rows = np.flatnonzero(idx >= 0)
+        onehot[rows, idx[rows]] = 1.0
+        cols.append(onehot)
+    return np.concatenate(cols, axis=1) if cols else np.zeros((n, 0))
 
 
 def _fill(f: np.ndarray, mean: np.ndarray) -> None:
@@ -166,15 +252,21 @@ def preprocess_features(feats: dict[str, np.ndarray], preprocess: str) -> None:
             feats[split] = (feats[split] - mu) / sd
 
 
-# The ``others`` sets (METHODS.md section 4): C-HMCNN's ``HMC_data/others/`` holds, side by side, a train or
+# The ``others`` sets (docs/methods.md section 4): C-HMCNN's ``HMC_data/others/`` holds, side by side, a train or
 # trainvalid file and a test file per set, with capitalised names and no validation file.
-OTHERS = {"diatoms_others": "Diatoms", "enron_others": "Enron_corr", "imclef07a_others": "ImCLEF07A",
-          "imclef07d_others": "ImCLEF07D"}
+OTHERS = {
+    "diatoms_others": "Diatoms",
+    "enron_others": "Enron_corr",
+    "imclef07a_others": "ImCLEF07A",
+    "imclef07d_others": "ImCLEF07D",
+}
 OTHERS_URL = "https://raw.githubusercontent.com/EGiunchiglia/C-HMCNN/master/HMC_data/others/{file}"
-OTHERS_FILES = {"diatoms_others": ("Diatoms_train.arff", "Diatoms_test.arff"),
-                "enron_others": ("Enron_corr_trainvalid.arff", "Enron_corr_test.arff"),
-                "imclef07a_others": ("ImCLEF07A_Train.arff", "ImCLEF07A_Test.arff"),
-                "imclef07d_others": ("ImCLEF07D_Train.arff", "ImCLEF07D_Test.arff")}
+OTHERS_FILES = {
+    "diatoms_others": ("Diatoms_train.arff", "Diatoms_test.arff"),
+    "enron_others": ("Enron_corr_trainvalid.arff", "Enron_corr_test.arff"),
+    "imclef07a_others": ("ImCLEF07A_Train.arff", "ImCLEF07A_Test.arff"),
+    "imclef07d_others": ("ImCLEF07D_Train.arff", "ImCLEF07D_Test.arff"),
+}
 VAL_FROM_TRAIN = 0.1  # share of an ``others`` training file carved out as the validation split
 
 
@@ -188,7 +280,7 @@ def _find_others(name: str, data_dir: Path) -> dict[str, Path]:
             for ext in (".arff.gz", ".arff"):
                 if not low.endswith(ext) or not low.startswith(prefix + "_"):
                     continue
-                part = low[len(prefix) + 1:-len(ext)]
+                part = low[len(prefix) + 1 : -len(ext)]
                 split = {"train": "train", "trainvalid": "train", "test": "test"}.get(part)
                 if split and split not in found:
                     found[split] = f
@@ -196,12 +288,17 @@ def _find_others(name: str, data_dir: Path) -> dict[str, Path]:
             break
     where = ", ".join(str(d) for d in folders) or str(data_dir)
     train_name, test_name = OTHERS_FILES[name]
-    missing = [label for split, label in (("train", f"{train_name} (or {OTHERS[name]}_trainvalid.arff)"),
-                                          ("test", test_name)) if split not in found]
+    missing = [
+        label
+        for split, label in (("train", f"{train_name} (or {OTHERS[name]}_trainvalid.arff)"), ("test", test_name))
+        if split not in found
+    ]
     if missing:
-        raise TableError(f"dataset '{name}': missing {' and '.join(missing)} (.arff or .arff.gz) in {where}; an "
-                         f"'others' set needs its train (or trainvalid) file and its test file side by side "
-                         f"(C-HMCNN's HMC_data/others layout; --download fetches them where the network allows)")
+        raise TableError(
+            f"dataset '{name}': missing {' and '.join(missing)} (.arff or .arff.gz) in {where}; an "
+            f"'others' set needs its train (or trainvalid) file and its test file side by side "
+            f"(C-HMCNN's HMC_data/others layout; --download fetches them where the network allows)"
+        )
     return found
 
 
@@ -220,9 +317,11 @@ def find_files(name: str, data_dir: Path) -> dict[str, Path]:
             missing.append(candidates[0])
         files[split] = found
     if missing:
-        raise TableError(f"dataset '{name}': missing {', '.join(str(m) for m in missing)}; every HMC dataset needs "
-                         f"its train, valid and test ARFF files (download them with --download where the network "
-                         f"allows, or pick another dataset)")
+        raise TableError(
+            f"dataset '{name}': missing {', '.join(str(m) for m in missing)}; every HMC dataset needs "
+            f"its train, valid and test ARFF files (download them with --download where the network "
+            f"allows, or pick another dataset)"
+        )
     return files
 
 
@@ -234,14 +333,59 @@ def download_hmc(name: str, dest: Path) -> Path:
         targets = {f: OTHERS_URL.format(file=f) for f in OTHERS_FILES[name]}
     else:
         group = "datasets_GO" if name.endswith("_GO") else "datasets_FUN"
-        targets = {f"{name}.{suffix}.arff": PUBLIC_URL.format(group=group, name=name, split=suffix)
-                   for suffix in SPLIT_FILES.values()}
+        targets = {
+            f"{name}.{suffix}.arff": PUBLIC_URL.format(group=group, name=name, split=suffix)
+            for suffix in SPLIT_FILES.values()
+        }
     for file, url in targets.items():
         target = folder / file
         if not target.exists():
             with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 (fixed https URL)
                 target.write_bytes(r.read())
     return folder
+
+
+def _check_labels(name: str, parsed: dict[str, Arff], known: pa.Array, dropped: pa.Array) -> None:
+    """Every label of every row must be a node of the header's hierarchy (or an artificial root)."""
+    unknown = []
+    for a in parsed.values():
+        flat = pc.list_flatten(a.labels)
+        bad = pc.and_(pc.invert(pc.is_in(flat, value_set=known)), pc.invert(pc.is_in(flat, value_set=dropped)))
+        where = np.flatnonzero(bad.to_numpy(zero_copy_only=False))
+        if len(where):
+            rows = pc.list_parent_indices(a.labels).to_numpy(zero_copy_only=False)[where[:10]]
+            lines = a.lines(rows)
+            unknown += [
+                (Path(a.source).name, line, flat[int(k)].as_py()) for k, line in zip(where, lines, strict=False)
+            ]
+            unknown += [None] * (len(where) - len(lines))
+    if unknown:
+        shown = "; ".join(f"{f}:{line}: {label!r}" for f, line, label in [u for u in unknown if u][:10])
+        more = f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else ""
+        raise TableError(
+            f"dataset '{name}': {len(unknown)} label(s) not in the header's hierarchy -- {shown}{more}; "
+            "every label of a row must be a node of '@ATTRIBUTE class hierarchical ...' (fix the row or "
+            "add the node to the header)"
+        )
+
+
+def _split_table(split: str, a: Arff, feats: np.ndarray, known: pa.Array) -> pa.Table:
+    """A split's Arrow table: ids, the labels that are nodes (artificial roots dropped), float32 features."""
+    flat = pc.list_flatten(a.labels)
+    keep = pc.is_in(flat, value_set=known)
+    owner = pc.list_parent_indices(a.labels).to_numpy(zero_copy_only=False)[keep.to_numpy(zero_copy_only=False)]
+    n = len(a.labels)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=n))]).astype(np.int32)
+    labels = pa.ListArray.from_arrays(pa.array(offsets), flat.filter(keep))
+    ids = pc.binary_join_element_wise(pa.scalar(split), pa.array(np.arange(n)).cast(pa.string()), "")
+    f = feats.astype(np.float32)
+    return pa.table(
+        {
+            "id": ids,
+            "labels": labels,
+            "features": pa.FixedSizeListArray.from_arrays(pa.array(f.ravel(), pa.float32()), f.shape[1]),
+        }
+    )
 
 
 def import_hmc(name: str, out: str | Path, data_dir: str | Path, preprocess: str = "chmcnn") -> LabelTable:
@@ -259,41 +403,29 @@ def import_hmc(name: str, out: str | Path, data_dir: str | Path, preprocess: str
     preprocess_features(feats, preprocess)  # an 'others' set: fitted on its one training file
     if "val" not in parsed:  # no validation file: carve one from the training file, seeded, and say so
         val_from_train = VAL_FROM_TRAIN
-        n = len(parsed["train"].rows)
+        n = len(parsed["train"].labels)
         val_rows = np.sort(np.random.default_rng(0).permutation(n)[: max(1, round(n * val_from_train))])
         keep = np.setdiff1d(np.arange(n), val_rows)
         a = parsed["train"]
-        parsed["val"] = Arff(a.names, a.kinds, a.hierarchy, [a.rows[i] for i in val_rows],
-                             [a.labels[i] for i in val_rows], [a.lines[i] for i in val_rows])
-        parsed["train"] = Arff(a.names, a.kinds, a.hierarchy, [a.rows[i] for i in keep], [a.labels[i] for i in keep],
-                               [a.lines[i] for i in keep])
+        parsed["val"], parsed["train"] = a.take(val_rows), a.take(keep)
         feats["val"], feats["train"] = feats["train"][val_rows], feats["train"][keep]
         parsed = {s: parsed[s] for s in ("train", "val", "test")}
-    known = set(parents)
-    unknown = [(files[split].name if split in files else files["train"].name, a.lines[i] if a.lines else i + 1, x)
-               for split, a in parsed.items() for i, row in enumerate(a.labels) for x in row
-               if x not in known and x not in dropped]
-    if unknown:
-        shown = "; ".join(f"{f}:{line}: {label!r}" for f, line, label in unknown[:10])
-        more = f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else ""
-        raise TableError(f"dataset '{name}': {len(unknown)} label(s) not in the header's hierarchy -- {shown}{more}; "
-                         "every label of a row must be a node of '@ATTRIBUTE class hierarchical ...' (fix the row or "
-                         "add the node to the header)")
-    tables = {}
-    for split, a in parsed.items():
-        f = feats[split].astype(np.float32)
-        labels = [[x for x in row if x in known] for row in a.labels]  # drops artificial roots
-        tables[split] = pa.table({
-            "id": pa.array([f"{split}{i}" for i in range(len(labels))]),
-            "labels": pa.array(labels, pa.list_(pa.string())),
-            "features": pa.FixedSizeListArray.from_arrays(pa.array(f.ravel(), pa.float32()), f.shape[1]),
-        })
+    _check_labels(name, parsed, known := pa.array(list(parents), pa.string()), pa.array(sorted(dropped), pa.string()))
+    tables = {split: _split_table(split, a, feats[split], known) for split, a in parsed.items()}
     label_rows = [{"label": node, "parents": ps, "name": node} for node, ps in parents.items()]
     manifest = Manifest(
-        name=name, input="features", source=f"C-HMCNN HMC_data ({name}; Vens et al. 2008)",
+        name=name,
+        input="features",
+        source=f"C-HMCNN HMC_data ({name}; Vens et al. 2008)",
         licence="GPL-3.0 (C-HMCNN repository); cite the original data authors",
-        extra={"hierarchy": kind, "preprocess": preprocess, "features": int(dims["train"]),
-               "layout": "others" if name in OTHERS else "train/valid/test", "val_from_train": val_from_train,
-               "dropped_roots": sorted(dropped), "files": {s: p.name for s, p in files.items()}},
+        extra={
+            "hierarchy": kind,
+            "preprocess": preprocess,
+            "features": int(dims["train"]),
+            "layout": "others" if name in OTHERS else "train/valid/test",
+            "val_from_train": val_from_train,
+            "dropped_roots": sorted(dropped),
+            "files": {s: p.name for s, p in files.items()},
+        },
     )
     return write_table(out, manifest, label_rows, tables)

@@ -19,13 +19,14 @@ import csv
 import io
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import yaml
 
+from ..inputs import InputError, read_bytes_text, read_yaml
 from ._format import Manifest, TableError, write_table
 
 IMAGE_ROW_GROUP = 128  # rows per Parquet row group for image tables (~4 MB at 224 px JPEG)
@@ -40,6 +41,7 @@ class ImportReport:
     dropped_labels: Counter
     split_rows: dict[str, int]
     split_groups: dict[str, int]
+    unused_taxonomy: list[str] = field(default_factory=list)  # "name (tax.yaml:3)": entries no CSV row reached
 
 
 def read_taxonomy(path: str | Path) -> dict[str, list[str]]:
@@ -47,9 +49,9 @@ def read_taxonomy(path: str | Path) -> dict[str, list[str]]:
     Returns child -> parents."""
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise TableError(f"taxonomy {path}: cannot read it ({exc})") from None
+        doc = read_yaml(path, "taxonomy")
+    except InputError as exc:
+        raise TableError(f"taxonomy {exc}") from None
     if not isinstance(doc, Mapping):
         raise TableError(f"taxonomy {path}: expected a mapping of parent: [children], got {type(doc).__name__}")
     parents: dict[str, list[str]] = defaultdict(list)
@@ -66,8 +68,10 @@ def read_taxonomy(path: str | Path) -> dict[str, list[str]]:
             elif isinstance(children, list) and all(isinstance(c, str | int | float) for c in children):
                 kids = [str(c) for c in children]
             else:
-                raise TableError(f"taxonomy {path}: children of '{where}{parent}' must be a list of names or a "
-                                 f"mapping, got {children!r}")
+                raise TableError(
+                    f"taxonomy {path}: children of '{where}{parent}' must be a list of names or a "
+                    f"mapping, got {children!r}"
+                )
             for kid in kids:
                 if parent not in parents[kid]:
                     parents[kid].append(parent)
@@ -96,8 +100,9 @@ def taxonomy_lines(path: str | Path) -> dict[str, int]:
     return lines
 
 
-def check_against_taxonomy(records: list[dict], names: set[str], taxonomy: Path, csv_path: Path,
-                           labels_col: str, attributes: set[str]) -> None:
+def check_against_taxonomy(
+    records: list[dict], names: set[str], taxonomy: Path, csv_path: Path, labels_col: str, attributes: set[str]
+) -> None:
     """Refuse labels of the labels column that the taxonomy does not name (a misspelling on either side would
     otherwise turn the garment into a top-level label), naming the CSV rows, the close taxonomy names and their
     lines."""
@@ -114,12 +119,18 @@ def check_against_taxonomy(records: list[dict], names: set[str], taxonomy: Path,
     parts = []
     for label, rows in sorted(unknown.items()):
         close = difflib.get_close_matches(label, names, n=2, cutoff=0.6)
-        hint = (" (did you mean " + " or ".join(f"'{c}' at {taxonomy.name}:{lines.get(c, '?')}" for c in close) + "?)"
-                if close else "")
+        hint = (
+            " (did you mean " + " or ".join(f"'{c}' at {taxonomy.name}:{lines.get(c, '?')}" for c in close) + "?)"
+            if close
+            else ""
+        )
         shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
         parts.append(f"'{label}' ({csv_path.name} column '{labels_col}', row(s) {shown}){hint}")
-    raise TableError(f"{len(unknown)} label(s) of the CSV are not in the taxonomy {taxonomy}: " + "; ".join(parts)
-                     + "; add them to the taxonomy, fix the spelling on either side, or drop them with --drop-labels")
+    raise TableError(
+        f"{len(unknown)} label(s) of the CSV are not in the taxonomy {taxonomy}: "
+        + "; ".join(parts)
+        + "; add them to the taxonomy, fix the spelling on either side, or drop them with --drop-labels"
+    )
 
 
 def _truthy(value: str, col: str, row: int, csv_path: Path) -> bool:
@@ -128,8 +139,10 @@ def _truthy(value: str, col: str, row: int, csv_path: Path) -> bool:
         return True
     if v in FALSY:
         return False
-    raise TableError(f"{csv_path}: row {row}, column '{col}': {value!r} is not a yes/no value "
-                     f"(use one of {sorted(TRUTHY | FALSY - {''})})")
+    raise TableError(
+        f"{csv_path}: row {row}, column '{col}': {value!r} is not a yes/no value "
+        f"(use one of {sorted(TRUTHY | FALSY - {''})})"
+    )
 
 
 def _read_image(path: Path, max_side: int | None) -> bytes:
@@ -142,16 +155,18 @@ def _read_image(path: Path, max_side: int | None) -> bytes:
         im.load()
         if max_side and min(im.size) > max_side:
             scale = max_side / min(im.size)
-            im = im.convert("RGB").resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
-                                          Image.Resampling.BILINEAR)
+            im = im.convert("RGB").resize(
+                (max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.BILINEAR
+            )
             buf = io.BytesIO()
             im.save(buf, format="JPEG", quality=90)
             blob = buf.getvalue()
     return blob
 
 
-def split_groups(group_labels: Mapping[str, Sequence[list[str]]], fractions: Sequence[float],
-                 seed: int) -> dict[str, int]:
+def split_groups(
+    group_labels: Mapping[str, Sequence[list[str]]], fractions: Sequence[float], seed: int
+) -> dict[str, int]:
     """Assign each group to a split index, stratified on rare labels.
 
     Greedy (in the spirit of iterative stratification, Sechidis et al. 2011): groups are taken in
@@ -196,6 +211,151 @@ def split_groups(group_labels: Mapping[str, Sequence[list[str]]], fractions: Seq
     return out
 
 
+@dataclass
+class _CsvRows:
+    """The usable rows of an import CSV: records (path, labels, group, row), and the drop-list's count."""
+
+    records: list[dict]
+    dropped: Counter
+
+
+def _read_csv_text(csv_path: Path) -> str:
+    try:
+        return read_bytes_text(csv_path, "CSV")
+    except InputError as exc:
+        raise TableError(str(exc)) from None
+
+
+def _listed(problems: list[str], limit: int = 50) -> str:
+    return "\n  ".join(problems[:limit]) + ("\n  ..." if len(problems) > limit else "")
+
+
+def _csv_row(row: dict, row_no: int, csv_path: Path, cols: dict, drop: set[str]) -> dict | None:
+    """One CSV row as a record; None when only dropped labels remain. Raises TableError for a bad attribute."""
+    path = (row.get(cols["image"]) or "").strip()
+    labels: list[str] = []
+    if cols["labels"]:
+        labels += [x.strip() for x in (row.get(cols["labels"]) or "").split(cols["sep"]) if x.strip()]
+    labels += [c for c in cols["attributes"] if _truthy(row.get(c) or "", c, row_no, csv_path)]
+    kept = [x for x in dict.fromkeys(labels) if x not in drop]
+    if labels and not kept:  # only dropped labels (e.g. "Not sure"): the row carries no usable label
+        return {"path": path, "labels": [], "all": labels, "skip": True}
+    group = (row.get(cols["group"]) or "").strip() if cols["group"] else path
+    return {"path": path, "labels": kept, "all": labels, "group": group or f"row{row_no}", "row": row_no}
+
+
+def _read_csv_rows(csv_path: Path, cols: dict, drop: set[str]) -> _CsvRows:
+    """Every usable CSV row; every problem (file, row, column) reported at once before any image is read."""
+    with io.StringIO(_read_csv_text(csv_path), newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        wanted = [cols["image"], cols["labels"], *cols["attributes"], cols["group"]]
+        missing = [c for c in wanted if c and c not in columns]
+        if missing:
+            raise TableError(f"{csv_path}: column(s) {missing} not found; the header has {columns}")
+        records, problems, dropped = [], [], Counter()
+        seen_ids: dict[str, int] = {}
+        for row_no, row in enumerate(reader, start=2):  # row 1 is the header
+            path = (row.get(cols["image"]) or "").strip()
+            if not path:
+                problems.append(f"{csv_path}: row {row_no}, column '{cols['image']}': empty")
+                continue
+            if path in seen_ids:
+                problems.append(f"{csv_path}: row {row_no}: image '{path}' already listed on row {seen_ids[path]}")
+                continue
+            seen_ids[path] = row_no
+            try:
+                rec = _csv_row(row, row_no, csv_path, cols, drop)
+            except TableError as exc:
+                problems.append(str(exc))
+                continue
+            dropped.update(x for x in rec.pop("all") if x in drop)
+            if not rec.pop("skip", False):
+                records.append(rec)
+    if problems:
+        raise TableError(f"{len(problems)} problem(s) in {csv_path}:\n  " + _listed(problems))
+    if not records:
+        raise TableError(f"{csv_path}: no rows with labels left (dropped: {dict(dropped)})")
+    return _CsvRows(records, dropped)
+
+
+def _read_images(records: list[dict], image_dir: Path, ext: str, max_side: int | None, skip_bad: bool, progress):
+    """(blobs by path, problems): every image read once; refused unless ``skip_bad`` when any is bad."""
+    blobs, bad = {}, []
+    for i, rec in enumerate(records):
+        file = image_dir / (rec["path"] + ext)
+        try:
+            blobs[rec["path"]] = _read_image(file, max_side)
+        except FileNotFoundError:
+            bad.append(f"{file.name} (row {rec['row']}): file not found")
+        except Exception as exc:  # noqa: BLE001 -- Pillow raises many types for corrupt files
+            bad.append(f"{file.name} (row {rec['row']}): cannot decode ({type(exc).__name__}: {exc})")
+        if progress is not None:
+            progress(i + 1, len(records))
+    if bad and not skip_bad:
+        raise TableError(
+            f"{len(bad)} image(s) missing or unreadable under {image_dir}:\n  "
+            + _listed(bad)
+            + "\nfix them, or pass --skip-bad to leave those rows out"
+        )
+    return blobs, bad
+
+
+class _Closure:
+    """Ancestors of each label under a taxonomy (``parent: [children]`` read as child -> parents)."""
+
+    def __init__(self, parents: dict[str, list[str]], taxonomy) -> None:
+        self.parents, self.taxonomy, self.memo = parents, taxonomy, {}
+
+    def __call__(self, x: str, trail=()) -> list[str]:
+        if x in trail:
+            raise TableError(f"taxonomy {self.taxonomy}: cycle through '{x}'")
+        if x not in self.memo:
+            out = []
+            for p in self.parents.get(x, []):
+                out += [p, *self(p, (*trail, x))]
+            self.memo[x] = list(dict.fromkeys(out))
+        return self.memo[x]
+
+
+def _split_tables(records, blobs, parents, taxonomy, fractions, seed):
+    """(label rows, tables by split, group assignment): splits stratified on the closed label sets."""
+    ancestors = _Closure(parents, taxonomy)
+    used = Counter(x for r in records for x in r["labels"])
+    nodes = list(dict.fromkeys([a for x in used for a in ancestors(x)] + list(used)))
+    label_rows = [{"label": x, "parents": [p for p in parents.get(x, []) if p in nodes]} for x in nodes]
+    by_group: dict[str, list[list[str]]] = defaultdict(list)
+    for r in records:  # stratify on the closed label sets (rare leaves drive the assignment)
+        by_group[r["group"]].append(list(dict.fromkeys(r["labels"] + [a for x in r["labels"] for a in ancestors(x)])))
+    assignment = split_groups(by_group, fractions, seed)
+    tables = {}
+    for s, split in enumerate(SPLIT_NAMES):
+        rows = [r for r in records if assignment[r["group"]] == s]
+        tables[split] = pa.table(
+            {
+                "id": pa.array([r["path"] for r in rows], pa.string()),
+                "labels": pa.array([r["labels"] for r in rows], pa.list_(pa.string())),
+                "image": pa.array([blobs[r["path"]] for r in rows], pa.binary()),
+                "group": pa.array([r["group"] for r in rows], pa.string()),
+            }
+        )
+    return label_rows, tables, assignment
+
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def _check_import_args(csv_path: Path, image_dir: Path, fractions, labels_col, attribute_cols) -> None:
+    if not csv_path.is_file():
+        raise TableError(f"{csv_path}: CSV not found")
+    if not image_dir.is_dir():
+        raise TableError(f"{image_dir}: image folder not found")
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or min(fractions[:2]) == 0 or fractions[2] == 0:
+        raise TableError(f"split fractions must be three positive numbers (train, val, test), got {list(fractions)}")
+    if not labels_col and not attribute_cols:
+        raise TableError("give a labels column (--labels-col) or attribute columns (--attribute-cols)")
+
+
 def import_images(
     csv_path: str | Path,
     image_dir: str | Path,
@@ -222,122 +382,55 @@ def import_images(
     missing or undecodable images are listed by name and refused unless ``skip_bad``.
     """
     csv_path, image_dir = Path(csv_path), Path(image_dir)
-    if not csv_path.is_file():
-        raise TableError(f"{csv_path}: CSV not found")
-    if not image_dir.is_dir():
-        raise TableError(f"{image_dir}: image folder not found")
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or min(fractions[:2]) == 0 or fractions[2] == 0:
-        raise TableError(f"split fractions must be three positive numbers (train, val, test), got {list(fractions)}")
+    _check_import_args(csv_path, image_dir, fractions, labels_col, attribute_cols)
     parents = read_taxonomy(taxonomy) if taxonomy else {}
     drop = set(drop_labels)
-
-    try:
-        text = csv_path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TableError(f"{csv_path}: not a UTF-8 text CSV (byte {exc.start}: {exc.reason}); export it as UTF-8 "
-                         "CSV") from None
-    if "\x00" in text:
-        raise TableError(f"{csv_path}: holds NUL bytes -- a binary file, not a CSV; export it as UTF-8 CSV")
-    with io.StringIO(text, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        wanted = [image_col] + ([labels_col] if labels_col else []) + list(attribute_cols) + ([group_col] if group_col else [])
-        missing = [c for c in wanted if c not in columns]
-        if missing:
-            raise TableError(f"{csv_path}: column(s) {missing} not found; the header has {columns}")
-        if not labels_col and not attribute_cols:
-            raise TableError("give a labels column (--labels-col) or attribute columns (--attribute-cols)")
-        records, problems, dropped = [], [], Counter()
-        seen_ids: dict[str, int] = {}
-        for row_no, row in enumerate(reader, start=2):  # row 1 is the header
-            path = (row.get(image_col) or "").strip()
-            if not path:
-                problems.append(f"{csv_path}: row {row_no}, column '{image_col}': empty")
-                continue
-            if path in seen_ids:
-                problems.append(f"{csv_path}: row {row_no}: image '{path}' already listed on row {seen_ids[path]}")
-                continue
-            seen_ids[path] = row_no
-            labels: list[str] = []
-            if labels_col:
-                labels += [x.strip() for x in (row.get(labels_col) or "").split(label_sep) if x.strip()]
-            try:
-                labels += [c for c in attribute_cols if _truthy(row.get(c) or "", c, row_no, csv_path)]
-            except TableError as exc:
-                problems.append(str(exc))
-                continue
-            kept = [x for x in dict.fromkeys(labels) if x not in drop]
-            dropped.update(x for x in labels if x in drop)
-            if labels and not kept:  # only dropped labels (e.g. "Not sure"): the row carries no usable label
-                continue
-            group = (row.get(group_col) or "").strip() if group_col else path
-            records.append({"path": path, "labels": kept, "group": group or f"row{row_no}", "row": row_no})
-    if problems:
-        raise TableError(f"{len(problems)} problem(s) in {csv_path}:\n  " + "\n  ".join(problems[:50])
-                         + ("\n  ..." if len(problems) > 50 else ""))
-    if not records:
-        raise TableError(f"{csv_path}: no rows with labels left (dropped: {dict(dropped)})")
+    cols = {"image": image_col, "labels": labels_col, "sep": label_sep, "attributes": list(attribute_cols)}
+    cols["group"] = group_col
+    rows = _read_csv_rows(csv_path, cols, drop)
+    records = rows.records
     if taxonomy and labels_col:
         names = set(parents) | {p for ps in parents.values() for p in ps}
         check_against_taxonomy(records, names, Path(taxonomy), csv_path, labels_col, set(attribute_cols))
-
-    # --- images ---------------------------------------------------------------------------------
-    blobs, bad = {}, []
-    for i, rec in enumerate(records):
-        file = image_dir / (rec["path"] + ext)
-        try:
-            blobs[rec["path"]] = _read_image(file, max_side)
-        except FileNotFoundError:
-            bad.append(f"{file.name} (row {rec['row']}): file not found")
-        except Exception as exc:  # noqa: BLE001 -- Pillow raises many types for corrupt files
-            bad.append(f"{file.name} (row {rec['row']}): cannot decode ({type(exc).__name__}: {exc})")
-        if progress is not None:
-            progress(i + 1, len(records))
-    if bad and not skip_bad:
-        raise TableError(f"{len(bad)} image(s) missing or unreadable under {image_dir}:\n  " + "\n  ".join(bad[:50])
-                         + ("\n  ..." if len(bad) > 50 else "") + "\nfix them, or pass --skip-bad to leave those rows out")
+    blobs, bad = _read_images(records, image_dir, ext, max_side, skip_bad, progress)
     records = [r for r in records if r["path"] in blobs]
-
-    # --- labels and splits ----------------------------------------------------------------------
-    used = Counter(x for r in records for x in r["labels"])
-    closure: dict[str, list[str]] = {}
-
-    def ancestors(x: str, trail=()) -> list[str]:
-        if x in trail:
-            raise TableError(f"taxonomy {taxonomy}: cycle through '{x}'")
-        if x not in closure:
-            out = []
-            for p in parents.get(x, []):
-                out += [p, *ancestors(p, (*trail, x))]
-            closure[x] = list(dict.fromkeys(out))
-        return closure[x]
-
-    nodes = list(dict.fromkeys([a for x in used for a in ancestors(x)] + list(used)))
-    label_rows = [{"label": x, "parents": [p for p in parents.get(x, []) if p in nodes]} for x in nodes]
-    by_group: dict[str, list[list[str]]] = defaultdict(list)
-    for r in records:  # stratify on the closed label sets (rare leaves drive the assignment)
-        by_group[r["group"]].append(list(dict.fromkeys(r["labels"] + [a for x in r["labels"] for a in ancestors(x)])))
-    assignment = split_groups(by_group, fractions, seed)
-    split_names = ("train", "val", "test")
-    tables = {}
-    for s, split in enumerate(split_names):
-        rows = [r for r in records if assignment[r["group"]] == s]
-        tables[split] = pa.table({
-            "id": pa.array([r["path"] for r in rows], pa.string()),
-            "labels": pa.array([r["labels"] for r in rows], pa.list_(pa.string())),
-            "image": pa.array([blobs[r["path"]] for r in rows], pa.binary()),
-            "group": pa.array([r["group"] for r in rows], pa.string()),
-        })
+    label_rows, tables, assignment = _split_tables(records, blobs, parents, taxonomy, fractions, seed)
     manifest = Manifest(
-        name=name or Path(out).name, input="image", source=str(csv_path.name),
-        extra={"importer": "import-images", "image_col": image_col, "labels_col": labels_col,
-               "attribute_cols": list(attribute_cols), "group_col": group_col,
-               "taxonomy": Path(taxonomy).name if taxonomy else None, "dropped_labels": sorted(drop),
-               "split_fractions": list(fractions), "split_seed": seed, "max_side": max_side,
-               "skipped_images": [b.split(" ")[0] for b in bad]})
+        name=name or Path(out).name,
+        input="image",
+        source=str(csv_path.name),
+        extra={
+            "importer": "import-images",
+            "image_col": image_col,
+            "labels_col": labels_col,
+            "attribute_cols": list(attribute_cols),
+            "group_col": group_col,
+            "taxonomy": Path(taxonomy).name if taxonomy else None,
+            "dropped_labels": sorted(drop),
+            "split_fractions": list(fractions),
+            "split_seed": seed,
+            "max_side": max_side,
+            "skipped_images": [b.split(" ")[0] for b in bad],
+        },
+    )
     table = write_table(out, manifest, label_rows, tables, row_group_size=IMAGE_ROW_GROUP)
     report = ImportReport(
-        rows=len(records), skipped=bad, dropped_labels=dropped,
-        split_rows={sp: tables[sp].num_rows for sp in split_names},
-        split_groups={sp: len({g for g, s in assignment.items() if s == i}) for i, sp in enumerate(split_names)})
+        rows=len(records),
+        skipped=bad,
+        dropped_labels=rows.dropped,
+        split_rows={sp: tables[sp].num_rows for sp in SPLIT_NAMES},
+        split_groups={sp: len({g for g, s in assignment.items() if s == i}) for i, sp in enumerate(SPLIT_NAMES)},
+        unused_taxonomy=unused_taxonomy(parents, label_rows, taxonomy),
+    )
     return table, report
+
+
+def unused_taxonomy(parents: dict[str, list[str]], label_rows: list[dict], taxonomy) -> list[str]:
+    """The taxonomy's entries that no CSV label reached (neither a label nor an ancestor of one), with their
+    lines: they are not in the table, and the import says so instead of dropping them silently."""
+    if not taxonomy:
+        return []
+    kept = {r["label"] for r in label_rows}
+    lines = taxonomy_lines(taxonomy)
+    names = dict.fromkeys([*parents, *(p for ps in parents.values() for p in ps)])
+    return [f"'{n}' ({Path(taxonomy).name}:{lines.get(n, '?')})" for n in names if n not in kept]

@@ -1,4 +1,4 @@
-"""Data-side baselines: label-path random oversampling (the second seed's "LPROS", METHODS.md section 2),
+"""Data-side baselines: label-path random oversampling (the second seed's "LPROS", docs/methods.md section 2),
 as the authors' code does it.
 
 * A node's count is the number of *annotations* in its subtree: each training row's listed labels (the
@@ -22,8 +22,9 @@ import math
 import numpy as np
 
 
-def lpros_copies(annotations: np.ndarray, closure, depths, budget: float = 0.1,
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def lpros_copies(
+    annotations: np.ndarray, closure, depths, budget: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """The copies LPROS adds: (row index of each copy in ``annotations``, the node it is labelled with).
 
     Args:

@@ -9,13 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._common import BUCKETS, FEW_BELOW, MANY_ABOVE  # noqa: F401 (BUCKETS re-exported by tailsweep.datasets)
 from ._format import LABELS_FILE, LabelTable, files_digest
 
 STATS_FILE = "stats.json"
-# Frequency buckets by training count (Liu et al., CVPR 2019): many > 100, medium 20-100, few < 20.
-MANY_ABOVE = 100
-FEW_BELOW = 20
-BUCKETS = ("many", "medium", "few")
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +120,11 @@ def label_stats(table: LabelTable | str | Path, use_cache: bool = True) -> Label
                 return cached
         except (json.JSONDecodeError, KeyError, TypeError):
             pass  # stale or damaged cache: recompute
-    y = table.targets("train")
+    y = table.encode_sparse(table.read("train", ["labels"]).column("labels"))  # sparse: O(positives) memory
     stats = LabelStats(
         labels=table.labels,
         n_train=int(y.shape[0]),
-        counts=y.sum(axis=0).astype(np.int64),
+        counts=np.asarray(y.sum(axis=0)).ravel().astype(np.int64),
         depths=table.depths,
         parents=tuple(table.parents[label] for label in table.labels),
         digest=digest,

@@ -101,6 +101,54 @@ def _jitter(rng, rgb, amount=18):
     return tuple(int(np.clip(c + rng.integers(-amount, amount + 1), 0, 255)) for c in rgb)
 
 
+def _draw_sleeves(m, sleeve: str | None, shoulder: float, sy: float, scale: float, X) -> None:
+    """Both sleeves on the mask ``m``: short, long or puff (none for sleeveless)."""
+    if sleeve == "short":
+        m.polygon(
+            [
+                (X(-shoulder), sy),
+                (X(-shoulder - 8), sy + 7 * scale),
+                (X(-shoulder - 4), sy + 12 * scale),
+                (X(-shoulder + 1), sy + 8 * scale),
+            ],
+            fill=255,
+        )
+        m.polygon(
+            [
+                (X(shoulder), sy),
+                (X(shoulder + 8), sy + 7 * scale),
+                (X(shoulder + 4), sy + 12 * scale),
+                (X(shoulder - 1), sy + 8 * scale),
+            ],
+            fill=255,
+        )
+    elif sleeve == "long":
+        m.polygon(
+            [
+                (X(-shoulder), sy),
+                (X(-shoulder - 6), sy + 4 * scale),
+                (X(-shoulder - 9), sy + 30 * scale),
+                (X(-shoulder - 4), sy + 31 * scale),
+                (X(-shoulder + 1), sy + 9 * scale),
+            ],
+            fill=255,
+        )
+        m.polygon(
+            [
+                (X(shoulder), sy),
+                (X(shoulder + 6), sy + 4 * scale),
+                (X(shoulder + 9), sy + 30 * scale),
+                (X(shoulder + 4), sy + 31 * scale),
+                (X(shoulder - 1), sy + 9 * scale),
+            ],
+            fill=255,
+        )
+    elif sleeve == "puff":
+        r = 7 * scale
+        m.ellipse([X(-shoulder - 6) - r, sy + 5 * scale - r, X(-shoulder - 6) + r, sy + 5 * scale + r], fill=255)
+        m.ellipse([X(shoulder + 6) - r, sy + 5 * scale - r, X(shoulder + 6) + r, sy + 5 * scale + r], fill=255)
+
+
 def draw_garment(a: dict[str, str | None], rng: np.random.Generator, size: int = 64):
     """Draw one garment; returns a PIL RGB image of ``size`` x ``size``."""
     from PIL import Image, ImageDraw
@@ -130,36 +178,58 @@ def draw_garment(a: dict[str, str | None], rng: np.random.Generator, size: int =
         waist = 10 if g in ("blouse", "dress", "jumpsuit") else 12
         hem = {"dress": 20, "coat": 15}.get(g, 12)
         if g == "jumpsuit":
-            body = [(X(-shoulder), Y(4)), (X(shoulder), Y(4)), (X(waist), Y(22)), (X(13), Y(length)),
-                    (X(2), Y(length)), (X(0), Y(26)), (X(-2), Y(length)), (X(-13), Y(length)), (X(-waist), Y(22))]
+            body = [
+                (X(-shoulder), Y(4)),
+                (X(shoulder), Y(4)),
+                (X(waist), Y(22)),
+                (X(13), Y(length)),
+                (X(2), Y(length)),
+                (X(0), Y(26)),
+                (X(-2), Y(length)),
+                (X(-13), Y(length)),
+                (X(-waist), Y(22)),
+            ]
         else:
-            body = [(X(-shoulder), Y(4)), (X(shoulder), Y(4)), (X(waist), Y(20)), (X(hem), Y(length)),
-                    (X(-hem), Y(length)), (X(-waist), Y(20))]
+            body = [
+                (X(-shoulder), Y(4)),
+                (X(shoulder), Y(4)),
+                (X(waist), Y(20)),
+                (X(hem), Y(length)),
+                (X(-hem), Y(length)),
+                (X(-waist), Y(20)),
+            ]
         if a["neck"] == "off_shoulder":
             body = [(x, max(y, Y(7))) for x, y in body]
         m.polygon(body, fill=255)
         sy = Y(7) if a["neck"] == "off_shoulder" else Y(4)
-        if sleeve == "short":
-            m.polygon([(X(-shoulder), sy), (X(-shoulder - 8), sy + 7 * scale), (X(-shoulder - 4), sy + 12 * scale),
-                       (X(-shoulder + 1), sy + 8 * scale)], fill=255)
-            m.polygon([(X(shoulder), sy), (X(shoulder + 8), sy + 7 * scale), (X(shoulder + 4), sy + 12 * scale),
-                       (X(shoulder - 1), sy + 8 * scale)], fill=255)
-        elif sleeve == "long":
-            m.polygon([(X(-shoulder), sy), (X(-shoulder - 6), sy + 4 * scale), (X(-shoulder - 9), sy + 30 * scale),
-                       (X(-shoulder - 4), sy + 31 * scale), (X(-shoulder + 1), sy + 9 * scale)], fill=255)
-            m.polygon([(X(shoulder), sy), (X(shoulder + 6), sy + 4 * scale), (X(shoulder + 9), sy + 30 * scale),
-                       (X(shoulder + 4), sy + 31 * scale), (X(shoulder - 1), sy + 9 * scale)], fill=255)
-        elif sleeve == "puff":
-            r = 7 * scale
-            m.ellipse([X(-shoulder - 6) - r, sy + 5 * scale - r, X(-shoulder - 6) + r, sy + 5 * scale + r], fill=255)
-            m.ellipse([X(shoulder + 6) - r, sy + 5 * scale - r, X(shoulder + 6) + r, sy + 5 * scale + r], fill=255)
+        _draw_sleeves(m, sleeve, shoulder, sy, scale, X)
         neck_cut = a["neck"]
     elif g == "pants":
-        m.polygon([(X(-12), Y(6)), (X(12), Y(6)), (X(14), Y(50)), (X(4), Y(50)), (X(0), Y(18)),
-                   (X(-4), Y(50)), (X(-14), Y(50))], fill=255)
+        m.polygon(
+            [
+                (X(-12), Y(6)),
+                (X(12), Y(6)),
+                (X(14), Y(50)),
+                (X(4), Y(50)),
+                (X(0), Y(18)),
+                (X(-4), Y(50)),
+                (X(-14), Y(50)),
+            ],
+            fill=255,
+        )
     elif g == "shorts":
-        m.polygon([(X(-13), Y(14)), (X(13), Y(14)), (X(16), Y(34)), (X(4), Y(34)), (X(0), Y(24)),
-                   (X(-4), Y(34)), (X(-16), Y(34))], fill=255)
+        m.polygon(
+            [
+                (X(-13), Y(14)),
+                (X(13), Y(14)),
+                (X(16), Y(34)),
+                (X(4), Y(34)),
+                (X(0), Y(24)),
+                (X(-4), Y(34)),
+                (X(-16), Y(34)),
+            ],
+            fill=255,
+        )
     elif g == "skirt":
         m.polygon([(X(-10), Y(12)), (X(10), Y(12)), (X(20), Y(40)), (X(-20), Y(40))], fill=255)
 

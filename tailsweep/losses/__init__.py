@@ -1,4 +1,4 @@
-"""Loss-weighting schemes for long-tailed multi-label learning (METHODS.md).
+"""Loss-weighting schemes for long-tailed multi-label learning (formulas and sources: docs/methods.md).
 
 Imports neither Ray nor MLflow. ``build_loss(name, stats, **params)`` is the one factory. The registry
 (``SCHEMES``, ``get_scheme``, the parameter checks) imports no torch, so that the spec check and light
@@ -9,17 +9,44 @@ from __future__ import annotations
 
 import importlib
 
-from ._registry import SCHEMES, Param, SchemeInfo, UnknownSchemeError, build_loss, get_scheme
+from ._registry import METHODS_DOC, SCHEMES, Param, SchemeInfo, UnknownSchemeError, build_loss, get_scheme
 
 _LAZY = {
-    "._ensemble": ("UNCERTAINTIES", "NodeImbalanceFocalLoss", "NodeImbalanceLoss", "default_k", "ensemble_coherent",
-                   "schedule_fraction", "uncertainty"),
-    "._flat": ("AsymmetricLoss", "DistributionBalancedLoss", "EffectiveNumberBCE", "FocalLoss", "InverseFrequencyBCE",
-               "LogitAdjustedBCE", "PosWeightBCE", "SqrtInverseFrequencyBCE", "UnweightedBCE", "WeightedBCE",
-               "focal_factor"),
+    "._ensemble": (
+        "UNCERTAINTIES",
+        "NodeImbalanceFocalLoss",
+        "NodeImbalanceLoss",
+        "default_k",
+        "ensemble_coherent",
+        "schedule_fraction",
+        "uncertainty",
+    ),
+    "._flat": (
+        "AsymmetricLoss",
+        "AsymmetricPolynomialLoss",
+        "DistributionBalancedLoss",
+        "EffectiveNumberBCE",
+        "FocalLoss",
+        "InverseFrequencyBCE",
+        "LogitAdjustedBCE",
+        "PosWeightBCE",
+        "SqrtInverseFrequencyBCE",
+        "UnweightedBCE",
+        "WeightedBCE",
+        "focal_factor",
+    ),
+    "._softmax": ("MultiLabelSoftmaxLoss", "TwoWayLoss", "masked_logsumexp"),
     "._hierarchy": ("Hierarchy", "MCLoss", "node_imbalance_weights", "subtree_counts"),
-    "._weights": ("distribution_balanced_bias", "effective_number_weights", "inverse_counts",
-                  "inverse_frequency_weights", "log_prior_odds", "logit_adjustments", "pos_weight_weights"),
+    "._weights": (
+        "batch_presence",
+        "distribution_balanced_bias",
+        "effective_number_weights",
+        "inverse_counts",
+        "inverse_frequency_weights",
+        "log_prior_odds",
+        "logit_adjustments",
+        "pos_weight_weights",
+    ),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -32,4 +59,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["SCHEMES", "Param", "SchemeInfo", "UnknownSchemeError", "build_loss", "get_scheme", *_WHERE]
+__all__ = ["METHODS_DOC", "SCHEMES", "Param", "SchemeInfo", "UnknownSchemeError", "build_loss", "get_scheme", *_WHERE]

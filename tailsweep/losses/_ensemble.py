@@ -1,5 +1,5 @@
 """The second seed's full method (Xu et al., arXiv 2602.08986): node weights, an ensemble of heads and an
-uncertainty-driven focal term (METHODS.md section 2), plus its weight schedules and mixed loss.
+uncertainty-driven focal term (docs/methods.md section 2), plus its weight schedules and mixed loss.
 
 Shapes: an ensemble's logits are (M, B, C) -- M heads on the same batch. Uncertainty is computed from the
 heads' *unconstrained* sigmoids (before MCM), detached: it scales the loss, it is not trained through.
@@ -82,7 +82,7 @@ def schedule_fraction(schedule: str, step: int, steps: int, power: float = 3.0) 
 
 
 class NodeImbalanceLoss(MCLoss):
-    """mcloss with the second seed's node-wise imbalance weights w' (METHODS.md section 2).
+    """mcloss with the second seed's node-wise imbalance weights w' (docs/methods.md section 2).
 
     ``weight_targets="negatives"`` (the default, the authors' code): w'_j multiplies the BCE of node j's
     negative targets and positives get 1 -- the code keeps [w', 1] per node and indexes it with the label.
@@ -98,8 +98,16 @@ class NodeImbalanceLoss(MCLoss):
 
     reduction = "mean"
 
-    def __init__(self, hierarchy: Hierarchy, node_weight: torch.Tensor, omega: float = 0.25, schedule: str = "none",
-                 mix: float = 1.0, weight_targets: str = "negatives", schedule_power: float = 3.0):
+    def __init__(
+        self,
+        hierarchy: Hierarchy,
+        node_weight: torch.Tensor,
+        omega: float = 0.25,
+        schedule: str = "none",
+        mix: float = 1.0,
+        weight_targets: str = "negatives",
+        schedule_power: float = 3.0,
+    ):
         w = torch.as_tensor(node_weight, dtype=torch.float32)
         ones = torch.ones_like(w)
         if weight_targets not in WEIGHT_TARGETS:
@@ -112,8 +120,15 @@ class NodeImbalanceLoss(MCLoss):
         self.fraction = 0.0
 
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, omega: float = 0.25, schedule: str = "none", mix: float = 1.0,
-                         weight_targets: str = "negatives", schedule_power: float = 3.0) -> NodeImbalanceLoss:
+    def from_label_stats(
+        cls,
+        stats: LabelStats,
+        omega: float = 0.25,
+        schedule: str = "none",
+        mix: float = 1.0,
+        weight_targets: str = "negatives",
+        schedule_power: float = 3.0,
+    ) -> NodeImbalanceLoss:
         if problems := check_node_params(omega, schedule, mix, weight_targets, schedule_power):
             raise ValueError("node_imbalance: " + "; ".join(problems))
         w = torch.as_tensor(node_imbalance_weights(stats, omega), dtype=torch.float32)
@@ -127,7 +142,9 @@ class NodeImbalanceLoss(MCLoss):
         if self.fraction == 0.0:
             return self.pos_weight, self.neg_weight
         f = self.fraction
-        return self.pos_weight + (self.omega - self.pos_weight) * f, self.neg_weight + (self.omega - self.neg_weight) * f
+        return self.pos_weight + (self.omega - self.pos_weight) * f, self.neg_weight + (
+            self.omega - self.neg_weight
+        ) * f
 
     def _reduce(self, x: torch.Tensor) -> torch.Tensor:
         return x.sum() if self.reduction == "sum" else x.mean()
@@ -144,8 +161,11 @@ class NodeImbalanceLoss(MCLoss):
         return self._mixed(self.elementwise_bce(p, y), y)
 
     def weight_table(self) -> dict:
-        return {"weight_targets": self.weight_targets, "node_weight": self.node_weight.tolist(),
-                **super().weight_table()}
+        return {
+            "weight_targets": self.weight_targets,
+            "node_weight": self.node_weight.tolist(),
+            **super().weight_table(),
+        }
 
 
 class NodeImbalanceFocalLoss(NodeImbalanceLoss):
@@ -157,34 +177,71 @@ class NodeImbalanceFocalLoss(NodeImbalanceLoss):
     Under Adam a constant scale of the loss does not change the step, but the coupled weight decay
     (``Adam(weight_decay=...)`` adds wd * theta to the gradient) is then M B C' times weaker relative to the
     loss than under a mean: summing reproduces the authors' effective regularisation with their
-    weight_decay = 1e-5 (METHODS.md section 2; ``tests/losses/test_ensemble.py`` shows one Adam step of the sum
+    weight_decay = 1e-5 (docs/methods.md section 2; ``tests/losses/test_ensemble.py`` shows one Adam step of the sum
     with wd equal to one of the mean with wd / (M B C')). ``"mean"`` is the other reading (tailsweep's before):
     with the same weight decay it is heavily over-regularised.
     """
 
-    def __init__(self, hierarchy: Hierarchy, node_weight: torch.Tensor, heads: int = 2, uncertainty: str = "margin",
-                 f_min: float = 0.25, k: float = 2.0, omega: float = 0.25, schedule: str = "none", mix: float = 1.0,
-                 weight_targets: str = "negatives", schedule_power: float = 3.0, reduction: str = "sum"):
+    def __init__(
+        self,
+        hierarchy: Hierarchy,
+        node_weight: torch.Tensor,
+        heads: int = 2,
+        uncertainty: str = "margin",
+        f_min: float = 0.25,
+        k: float = 2.0,
+        omega: float = 0.25,
+        schedule: str = "none",
+        mix: float = 1.0,
+        weight_targets: str = "negatives",
+        schedule_power: float = 3.0,
+        reduction: str = "sum",
+    ):
         super().__init__(hierarchy, node_weight, omega, schedule, mix, weight_targets, schedule_power)
         self.heads, self.mode, self.f_min, self.k = int(heads), uncertainty, float(f_min), float(k)
         self.reduction = reduction
 
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, heads: int = 2, uncertainty: str = "margin", f_min: float = 0.25,
-                         k: float | None = 2.0, omega: float = 0.25, schedule: str = "none", mix: float = 1.0,
-                         weight_targets: str = "negatives", schedule_power: float = 3.0,
-                         reduction: str = "sum") -> NodeImbalanceFocalLoss:
-        if problems := check_node_params(omega, schedule, mix, weight_targets, schedule_power, heads, uncertainty,
-                                         f_min, k, reduction):
+    def from_label_stats(
+        cls,
+        stats: LabelStats,
+        heads: int = 2,
+        uncertainty: str = "margin",
+        f_min: float = 0.25,
+        k: float | None = 2.0,
+        omega: float = 0.25,
+        schedule: str = "none",
+        mix: float = 1.0,
+        weight_targets: str = "negatives",
+        schedule_power: float = 3.0,
+        reduction: str = "sum",
+    ) -> NodeImbalanceFocalLoss:
+        if problems := check_node_params(
+            omega, schedule, mix, weight_targets, schedule_power, heads, uncertainty, f_min, k, reduction
+        ):
             raise ValueError("node_imbalance_focal: " + "; ".join(problems))
         w = torch.as_tensor(node_imbalance_weights(stats, omega), dtype=torch.float32)
-        return cls(Hierarchy.from_label_stats(stats), w, int(heads), uncertainty, f_min, 2.0 if k is None else k,
-                   omega, schedule, mix, weight_targets, schedule_power, reduction)
+        return cls(
+            Hierarchy.from_label_stats(stats),
+            w,
+            int(heads),
+            uncertainty,
+            f_min,
+            2.0 if k is None else k,
+            omega,
+            schedule,
+            mix,
+            weight_targets,
+            schedule_power,
+            reduction,
+        )
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if logits.dim() != 3 or logits.shape[0] != self.heads:
-            raise ValueError(f"node_imbalance_focal expects logits of shape (heads={self.heads}, batch, labels), "
-                             f"got {tuple(logits.shape)}")
+            raise ValueError(
+                f"node_imbalance_focal expects logits of shape (heads={self.heads}, batch, labels), "
+                f"got {tuple(logits.shape)}"
+            )
         m, b, c = logits.shape
         p = torch.sigmoid(logits.float())
         y = targets.to(p.dtype).expand(m, b, c)
@@ -216,4 +273,3 @@ def ensemble_coherent(logits: torch.Tensor, hierarchy: Hierarchy | None) -> torc
 def default_k(is_image: bool) -> float:
     """The seed's focal exponent: 2 on feature tables, 1 on images."""
     return 1.0 if is_image else 2.0
-

@@ -1,4 +1,4 @@
-"""Flat multi-label weighting schemes as ``nn.Module`` losses (METHODS.md section 1).
+"""Flat multi-label weighting schemes as ``nn.Module`` losses (docs/methods.md section 1).
 
 Every loss takes logits and {0,1} targets of shape (B, C) and returns the **mean** over B x C.
 Weights live in registered buffers: they move with ``.to(device)`` and are checkpointed.
@@ -20,6 +20,7 @@ from torch import nn
 from ..datasets import LabelStats
 from ._checks import (  # noqa: F401 (re-exported: the checks live where the registry can import them without torch)
     DB_BIAS,
+    check_apl_params,
     check_distribution_balanced_params,
     check_focal_gamma,
     check_logit_adjusted_params,
@@ -69,13 +70,16 @@ class WeightedBCE(nn.Module):
 
     scheme = "weighted_bce"
 
-    def __init__(self, pos_weight: torch.Tensor, neg_weight: torch.Tensor | None = None,
-                 focal_gamma: float | None = None):
+    def __init__(
+        self, pos_weight: torch.Tensor, neg_weight: torch.Tensor | None = None, focal_gamma: float | None = None
+    ):
         super().__init__()
         _raise(self.scheme, check_focal_gamma(focal_gamma))
         pos_weight = _buffer(pos_weight)
         self.register_buffer("pos_weight", pos_weight)
-        self.register_buffer("neg_weight", _buffer(neg_weight) if neg_weight is not None else torch.ones_like(pos_weight))
+        self.register_buffer(
+            "neg_weight", _buffer(neg_weight) if neg_weight is not None else torch.ones_like(pos_weight)
+        )
         self.focal_gamma = None if focal_gamma is None else float(focal_gamma)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -107,8 +111,9 @@ class InverseFrequencyBCE(WeightedBCE):
     scheme = "inverse_frequency"
 
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, max_weight: float | None = None,
-                         focal_gamma: float | None = None) -> InverseFrequencyBCE:
+    def from_label_stats(
+        cls, stats: LabelStats, max_weight: float | None = None, focal_gamma: float | None = None
+    ) -> InverseFrequencyBCE:
         return cls(inverse_frequency_weights(stats.counts, 1.0, max_weight), focal_gamma=focal_gamma)
 
 
@@ -118,8 +123,9 @@ class SqrtInverseFrequencyBCE(WeightedBCE):
     scheme = "sqrt_inverse_frequency"
 
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, max_weight: float | None = None,
-                         focal_gamma: float | None = None) -> SqrtInverseFrequencyBCE:
+    def from_label_stats(
+        cls, stats: LabelStats, max_weight: float | None = None, focal_gamma: float | None = None
+    ) -> SqrtInverseFrequencyBCE:
         return cls(inverse_frequency_weights(stats.counts, 0.5, max_weight), focal_gamma=focal_gamma)
 
 
@@ -129,8 +135,9 @@ class PosWeightBCE(WeightedBCE):
     scheme = "pos_weight"
 
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, max_weight: float | None = None,
-                         focal_gamma: float | None = None) -> PosWeightBCE:
+    def from_label_stats(
+        cls, stats: LabelStats, max_weight: float | None = None, focal_gamma: float | None = None
+    ) -> PosWeightBCE:
         return cls(pos_weight_weights(stats.counts, stats.n_train, max_weight), focal_gamma=focal_gamma)
 
 
@@ -146,8 +153,9 @@ class EffectiveNumberBCE(WeightedBCE):
     scheme = "effective_number"
 
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, beta: float = 0.999,
-                         focal_gamma: float | None = None) -> EffectiveNumberBCE:
+    def from_label_stats(
+        cls, stats: LabelStats, beta: float = 0.999, focal_gamma: float | None = None
+    ) -> EffectiveNumberBCE:
         w_pos, w_neg = effective_number_weights(stats.counts, stats.n_train, beta)
         return cls(w_pos, w_neg, focal_gamma=focal_gamma)
 
@@ -208,8 +216,9 @@ class AsymmetricLoss(nn.Module):
         self.gamma_pos, self.gamma_neg, self.clip, self.eps = float(gamma_pos), float(gamma_neg), float(clip), eps
 
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, gamma_pos: float = 0.0, gamma_neg: float = 4.0,
-                         clip: float = 0.05) -> AsymmetricLoss:
+    def from_label_stats(
+        cls, stats: LabelStats, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05
+    ) -> AsymmetricLoss:
         return cls(gamma_pos, gamma_neg, clip)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -229,6 +238,90 @@ class AsymmetricLoss(nn.Module):
 
     def weight_table(self) -> dict[str, list[float]]:
         return {"gamma_pos": [self.gamma_pos], "gamma_neg": [self.gamma_neg], "clip": [self.clip]}
+
+
+class AsymmetricPolynomialLoss(nn.Module):
+    """Asymmetric polynomial loss, APL (Huang, Qi, Wang, Lin, ICASSP 2023, arXiv 2304.05361), mean-reduced (their
+    code sums), as their code (LUMIA-Group/APL, ``APLloss.py``) computes it.
+
+    ASL's margin and one-sided focusing (``asymmetric``) on a BCE whose Taylor expansion around p_t = 1 gets new
+    leading coefficients, as PolyLoss does (Leng et al., ICLR 2022):
+
+        y = 1:  -(1 - p)^gamma_pos   * [log p + eps1 (1 - p) + (eps2 / 2) (1 - p)^2]
+        y = 0:  -p_m^gamma_neg       * [log q + eps0 q],   q = min(1 - p + m, 1) = 1 - p_m,  p_m = max(p - m, 0)
+
+    eps1 = ``epsilon_pos`` (1), eps2 = ``epsilon_pos2`` (-2.5), eps0 = ``epsilon_neg`` (0), m = ``clip`` (0.05),
+    gamma_pos = 0, gamma_neg = 4: the code's defaults. The focusing weights (1 - p)^gamma_pos and
+    p_m^gamma_neg are computed without gradient, as the code does by default (``disable_torch_grad_focal_loss``).
+    The negatives' polynomial term is eps0 * q, a power of q = p_t itself, where PolyLoss's first term would be
+    eps0 * (1 - q); with the default eps0 = 0 the two agree. All coefficients zero with gamma_pos = gamma_neg = 0
+    is ASL's loss with margin m; with m = 0 too it is plain BCE.
+
+    Departures from the code, all numerical: log p is log-sigmoid (the code clamps p at 1e-8 first, which
+    stops the gradient of a positive whose p fell below 1e-8), and with m = 0 log(1 - p) is log-sigmoid(-x);
+    the polynomial terms use p unclamped (a difference below 1e-8).
+    """
+
+    scheme = "apl"
+
+    def __init__(
+        self,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        clip: float = 0.05,
+        epsilon_pos: float = 1.0,
+        epsilon_pos2: float = -2.5,
+        epsilon_neg: float = 0.0,
+    ):
+        super().__init__()
+        _raise(self.scheme, check_apl_params(gamma_pos, gamma_neg, clip, epsilon_pos, epsilon_pos2, epsilon_neg))
+        self.gamma_pos, self.gamma_neg, self.clip = float(gamma_pos), float(gamma_neg), float(clip)
+        self.epsilon_pos, self.epsilon_pos2, self.epsilon_neg = (
+            float(epsilon_pos),
+            float(epsilon_pos2),
+            float(epsilon_neg),
+        )
+
+    @classmethod
+    def from_label_stats(
+        cls,
+        stats: LabelStats,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        clip: float = 0.05,
+        epsilon_pos: float = 1.0,
+        epsilon_pos2: float = -2.5,
+        epsilon_neg: float = 0.0,
+    ) -> AsymmetricPolynomialLoss:
+        return cls(gamma_pos, gamma_neg, clip, epsilon_pos, epsilon_pos2, epsilon_neg)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        x = logits.float()
+        y = targets.to(x.dtype)
+        p, one_minus_p = torch.sigmoid(x), torch.sigmoid(-x)
+        pos = F.logsigmoid(x) + self.epsilon_pos * one_minus_p + 0.5 * self.epsilon_pos2 * one_minus_p.square()
+        if self.clip > 0:
+            q = (one_minus_p + self.clip).clamp(max=1.0)
+            log_q = torch.log(q)  # q >= m > 0
+        else:
+            q, log_q = one_minus_p, F.logsigmoid(-x)
+        loss = y * pos + (1 - y) * (log_q + self.epsilon_neg * q)
+        if self.gamma_pos > 0 or self.gamma_neg > 0:
+            with torch.no_grad():  # one-sided focusing, no gradient through the weight
+                p_m = (p - self.clip).clamp(min=0.0) if self.clip > 0 else p
+                focus = torch.where(y > 0, one_minus_p.pow(self.gamma_pos), p_m.pow(self.gamma_neg))
+            loss = loss * focus
+        return -loss.mean()
+
+    def weight_table(self) -> dict[str, float]:
+        return {
+            "gamma_pos": self.gamma_pos,
+            "gamma_neg": self.gamma_neg,
+            "clip": self.clip,
+            "epsilon_pos": self.epsilon_pos,
+            "epsilon_pos2": self.epsilon_pos2,
+            "epsilon_neg": self.epsilon_neg,
+        }
 
 
 class LogitAdjustedBCE(nn.Module):
@@ -254,8 +347,9 @@ class LogitAdjustedBCE(nn.Module):
         self.focal_gamma = None if focal_gamma is None else float(focal_gamma)
 
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, tau: float = 1.0,
-                         focal_gamma: float | None = None) -> LogitAdjustedBCE:
+    def from_label_stats(
+        cls, stats: LabelStats, tau: float = 1.0, focal_gamma: float | None = None
+    ) -> LogitAdjustedBCE:
         _raise(cls.scheme, check_logit_adjusted_params(tau, focal_gamma))
         return cls(logit_adjustments(stats.counts, stats.n_train, float(tau)), focal_gamma)
 
@@ -280,19 +374,19 @@ class DistributionBalancedLoss(nn.Module):
     treated"), r-hat multiplies the whole loss element, positive and negative targets alike.
 
     Negative-tolerant regularisation, as the authors' code does it (wutong16/DistributionBalancedLoss,
-    ``resample_loss.py``; METHODS.md section 1): a class bias b_j = -kappa log(N/n_j - 1) / lam is *added*
+    ``resample_loss.py``; docs/methods.md section 1): a class bias b_j = -kappa log(N/n_j - 1) / lam is *added*
     to the logits, z' = z + b (a rare label's logit is lowered inside the loss, so its negatives cost less),
 
         element_ij = r-hat_ij * [ y softplus(-z') + (1 - y) (1/lam) softplus(lam z') ]  (* focal factor)
 
     mean over (B, C). The shift only applies inside the loss; inference uses the raw z.
     ``bias="paper"`` keeps the other reading, z' = z - nu with nu_j = -kappa log(N/n_j - 1) (no 1/lam),
-    the opposite direction: what earlier versions of METHODS.md and of tailsweep did.
+    the opposite direction: what earlier versions of tailsweep did.
 
     Edge cases (documented choices):
       * a row with no positive label (or only positives of labels with n_k = 0) has P^I = 0 and r
         undefined: that row gets r-hat = 1 on every label;
-      * a label with n_j = 0 has no P^C: its column gets r-hat = 1 (METHODS: unseen labels get weight 1)
+      * a label with n_j = 0 has no P^C: its column gets r-hat = 1 (docs/methods.md: unseen labels get weight 1)
         and it adds nothing to any row's P^I;
       * b_j = 0 where n_j = 0 or n_j = N (log(N/n_j - 1) is infinite there).
 
@@ -306,8 +400,16 @@ class DistributionBalancedLoss(nn.Module):
 
     scheme = "distribution_balanced"
 
-    def __init__(self, inv_freq: torch.Tensor, shift: torch.Tensor, alpha: float = 0.1, beta: float = 10.0,
-                 mu: float = 0.2, lam: float = 2.0, focal_gamma: float | None = None):
+    def __init__(
+        self,
+        inv_freq: torch.Tensor,
+        shift: torch.Tensor,
+        alpha: float = 0.1,
+        beta: float = 10.0,
+        mu: float = 0.2,
+        lam: float = 2.0,
+        focal_gamma: float | None = None,
+    ):
         super().__init__()
         _raise(self.scheme, check_distribution_balanced_params(alpha, beta, mu, lam, 0.0, focal_gamma))
         self.register_buffer("inv_freq", _buffer(inv_freq))
@@ -316,9 +418,17 @@ class DistributionBalancedLoss(nn.Module):
         self.focal_gamma = None if focal_gamma is None else float(focal_gamma)
 
     @classmethod
-    def from_label_stats(cls, stats: LabelStats, alpha: float = 0.1, beta: float = 10.0, mu: float = 0.2,
-                         lam: float = 2.0, kappa: float = 0.05, bias: str = "code",
-                         focal_gamma: float | None = None) -> DistributionBalancedLoss:
+    def from_label_stats(
+        cls,
+        stats: LabelStats,
+        alpha: float = 0.1,
+        beta: float = 10.0,
+        mu: float = 0.2,
+        lam: float = 2.0,
+        kappa: float = 0.05,
+        bias: str = "code",
+        focal_gamma: float | None = None,
+    ) -> DistributionBalancedLoss:
         _raise(cls.scheme, check_distribution_balanced_params(alpha, beta, mu, lam, kappa, focal_gamma, bias))
         prior = distribution_balanced_bias(stats.counts, stats.n_train, float(kappa))  # -kappa log(N/n - 1)
         shift = prior / float(lam) if bias == "code" else -prior

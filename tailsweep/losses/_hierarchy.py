@@ -1,91 +1,160 @@
-"""Hierarchy machinery and hierarchical losses (METHODS.md section 2).
+"""Hierarchy machinery and hierarchical losses (docs/methods.md section 2).
 
 MCM (the max constraint module of C-HMCNN, Giunchiglia & Lukasiewicz, NeurIPS 2020) makes outputs
 coherent: out_A = max over the descendants B of A (A included) of p_B, so a parent is never below
-a child. The dense formulation builds a batch x C x C tensor (C = 4,130 at batch 256: 4.4 G
-elements); here the max is propagated along the hierarchy's edges level by level instead: nodes are
-grouped by *height* (longest path down to a leaf) and each level's children are folded into their
-parents with one ``scatter_reduce(amax)``, so memory is O(batch x C) per level and the work is
-O(batch x edges). Trees and DAGs (several parents) alike.
+a child. C-HMCNN builds a batch x C x C tensor and takes ``torch.max`` over its last axis (C = 4,130 at
+batch 256: 4.4 G elements). Here one custom autograd function does it in O(batch x C) memory whatever the
+depth: nodes are grouped by *height* (longest path down to a leaf), and one sweep up the levels folds each
+level's children into their parents with one in-place ``index_reduce_(amax)``, carrying along each node's
+argmax descendant; the backward scatters the incoming gradient into those positions. Values and gradients
+are C-HMCNN's: the gradient of a max reaches one argmax descendant, the lowest-indexed one on a tie (the
+first maximum, as ``torch.max`` picks it). Trees and DAGs (several parents) alike; work O(batch x edges).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ..datasets import LabelStats
+from ..datasets._graph import edges_from_lists, heights
+
+_LOW = (1 << 32) - 1  # low half of a packed float32 key: _LOW - node index (the lowest index wins a tie)
 
 
-def heights(parents: list[list[int]], num: int) -> np.ndarray:
-    """Longest path from each node down to a leaf (leaves = 0)."""
-    children: list[list[int]] = [[] for _ in range(num)]
-    for c, ps in enumerate(parents):
-        for p in ps:
-            children[p].append(c)
-    h = np.full(num, -1, dtype=np.int64)
-    for start in range(num):
-        if h[start] >= 0:
-            continue
-        stack = [(start, False)]
-        while stack:
-            node, done = stack.pop()
-            if done:
-                h[node] = 1 + max((h[c] for c in children[node]), default=-1)
-                continue
-            if h[node] >= 0:
-                continue
-            stack.append((node, True))
-            stack.extend((c, False) for c in children[node] if h[c] < 0)
-    return h
+def _ordered_bits(p: torch.Tensor, nonnegative: bool = False) -> torch.Tensor:
+    """int32 whose order is the float32 order of ``p`` (negative floats have their magnitude bits flipped; the bits
+    of non-negative floats are already in order: ``nonnegative`` skips the flip, e.g. for probabilities)."""
+    bits = p.contiguous().view(torch.int32)
+    return bits if nonnegative else torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+
+
+class _MaxConstraint(torch.autograd.Function):
+    """out[:, A] = max of p over A's descendants (A included); backward: gradient to the argmax descendant."""
+
+    @staticmethod
+    def forward(ctx, p: torch.Tensor, hierarchy: Hierarchy) -> torch.Tensor:
+        arg = hierarchy.argmax_descendants(p.detach())  # (B, C) int32 or int64
+        out = p.detach().gather(1, arg.long())
+        ctx.save_for_backward(arg)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        (arg,) = ctx.saved_tensors
+        return torch.zeros_like(grad).scatter_add_(1, arg.long(), grad.contiguous()), None
+
+
+class _MCLossBCE(torch.autograd.Function):
+    """BCE(h, y) per element with h = (1 - y) MCM(p) + y MCM(y p): the composition of two ``_MaxConstraint`` and
+    ``probability_bce``, in one function so that autograd keeps two int32 index tensors and h, nothing else.
+    Same values and gradients (torch's BCE backward: (h - y) / max(h (1 - h), 1e-12))."""
+
+    @staticmethod
+    def forward(ctx, p: torch.Tensor, y: torch.Tensor, hierarchy: Hierarchy) -> torch.Tensor:
+        p, y = p.detach(), y.detach()
+        yp = y * p
+        # skipping the sign flip of negative floats needs a look at y: a host sync, taken on the CPU only
+        nonnegative = not p.is_cuda and bool((y >= 0).all())  # then y p is too (p: probabilities)
+        arg_all = hierarchy.argmax_descendants(p, nonnegative=True)
+        arg_pos = hierarchy.argmax_descendants(yp, nonnegative=nonnegative)
+        h = (1 - y) * p.gather(1, arg_all.long())
+        h += y * yp.gather(1, arg_pos.long())
+        ctx.save_for_backward(h, y, arg_all, arg_pos)
+        # torch's own kernel (C-HMCNN's BCELoss): a one-log shortcut would differ from it by an ulp
+        return F.binary_cross_entropy(h, y, reduction="none")
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        h, y, arg_all, arg_pos = ctx.saved_tensors
+        gh = grad * (h - y) / ((1 - h) * h).clamp_(min=1e-12)
+        gp = torch.zeros_like(gh).scatter_add_(1, arg_all.long(), (1 - y) * gh)
+        gp += y * torch.zeros_like(gh).scatter_add_(1, arg_pos.long(), y * gh)
+        return gp, None, None
 
 
 class Hierarchy(nn.Module):
-    """Edges of a label hierarchy as index buffers, grouped for level-wise max propagation.
+    """Edges of a label hierarchy as index buffers, sorted by level for the max-constraint sweep.
 
     Args:
-        parents: for each node index, the indices of its parents.
+        parents: for each node index, the indices of its parents (self-edges are ignored; a cycle is refused).
     """
 
     def __init__(self, parents: list[list[int]]):
         super().__init__()
         num = len(parents)
         self.num_nodes = num
-        h = heights(parents, num)
-        child_idx, parent_idx = [], []
-        for c, ps in enumerate(parents):
-            for p in ps:
-                child_idx.append(c)
-                parent_idx.append(p)
-        child = np.array(child_idx, dtype=np.int64)
-        parent = np.array(parent_idx, dtype=np.int64)
-        self.levels: list[tuple[str, str]] = []
-        # Level k folds the edges whose *child* has height k: by then every such child is final (all
-        # of its own descendants are already folded into it).
-        for k in range(int(h.max()) + 1 if num else 0):
-            sel = h[child] == k if len(child) else np.zeros(0, bool)
-            if not sel.any():
-                continue
-            cn, pn = f"child_{k}", f"parent_{k}"
-            self.register_buffer(cn, torch.from_numpy(child[sel]), persistent=False)
-            self.register_buffer(pn, torch.from_numpy(parent[sel]), persistent=False)
-            self.levels.append((cn, pn))
+        child, parent = edges_from_lists(parents)
+        keep = child != parent
+        child, parent = child[keep], parent[keep]
+        h = heights(child, parent, num)
+        if (h < 0).any():
+            raise ValueError(f"the hierarchy has a cycle through {int((h < 0).sum())} node(s); it must be a DAG")
+        # Level k folds the edges whose *child* has height k: by then every such child is final (all of its own
+        # descendants are already folded into it).
+        order = np.argsort(h[child], kind="stable")
+        level_of_edge = h[child][order]
+        self.bounds = np.searchsorted(level_of_edge, np.arange(int(h.max()) + 2 if num else 1)).tolist()
+        self.register_buffer("edge_child", torch.from_numpy(child[order]), persistent=False)
+        self.register_buffer("edge_parent", torch.from_numpy(parent[order]), persistent=False)
         self.num_edges = len(child)
 
     @classmethod
     def from_label_stats(cls, stats: LabelStats) -> Hierarchy:
         return cls(stats.parent_indices())
 
+    def _levels(self):
+        for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True):
+            if b > a:
+                yield self.edge_child[a:b], self.edge_parent[a:b]
+
+    def argmax_descendants(self, p: torch.Tensor, nonnegative: bool = False) -> torch.Tensor:
+        """(B, C), contiguous: for each row and node A, the lowest-indexed descendant of A (A included) where p is
+        largest (int32 below 2**31 nodes). No autograd; O(B x C) memory.
+
+        The sweep runs node-major (C, B), so that each level moves whole rows of B values."""
+        num = self.num_nodes
+        if p.dtype not in (torch.float32, torch.float16, torch.bfloat16) or num >= 2**31:
+            return self._argmax_two_sweeps(p)
+        # one int64 key per (node, row): the float32 order in the high half, ~index in the low half, so one amax
+        # sweep finds both the max and its lowest-indexed argmax
+        keys = torch.empty(num, p.shape[0], dtype=torch.int64, device=p.device)
+        keys.copy_(_ordered_bits(p.float(), nonnegative).t()).bitwise_left_shift_(32)
+        keys.bitwise_or_(torch.arange(num, device=p.device).bitwise_not_().bitwise_and_(_LOW).unsqueeze(1))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="index_reduce.. is in beta")
+            for child, parent in self._levels():
+                keys.index_reduce_(0, parent, keys.index_select(0, child), "amax", include_self=True)
+        low = keys.to(torch.int32)  # the low half, wrapped: ~index
+        del keys
+        return low.bitwise_not_().t().contiguous()
+
+    def _argmax_two_sweeps(self, p: torch.Tensor) -> torch.Tensor:
+        """Any dtype (float64 for gradcheck): the max first, then the lowest-indexed descendant that reaches it."""
+        v = p.t().contiguous()
+        levels = list(self._levels())
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="index_reduce.. is in beta")
+            for child, parent in levels:
+                v.index_reduce_(0, parent, v.index_select(0, child), "amax", include_self=True)
+            big = self.num_nodes
+            arg = torch.where(p.t() == v, torch.arange(big, device=p.device).unsqueeze(1), big)
+            for child, parent in levels:
+                reached = v.index_select(0, child) == v.index_select(0, parent)
+                cand = torch.where(reached, arg.index_select(0, child), big)
+                arg.index_reduce_(0, parent, cand, "amin", include_self=True)
+        return arg.t().contiguous()
+
     def mcm(self, p: torch.Tensor) -> torch.Tensor:
         """Coherent outputs: out[:, A] = max of p over A's descendants (A included). Shape (B, C)."""
-        out = p
-        for cn, pn in self.levels:
-            child, parent = getattr(self, cn), getattr(self, pn)
-            idx = parent.unsqueeze(0).expand(out.shape[0], -1)
-            out = out.scatter_reduce(1, idx, out.index_select(1, child), reduce="amax", include_self=True)
-        return out
+        return _MaxConstraint.apply(p, self)
 
     def descendant_matrix(self) -> np.ndarray:
         """Dense R (C x C): R[A, B] = 1 iff B is A or a descendant of A (for tests and small C)."""
@@ -102,7 +171,7 @@ def subtree_counts(stats: LabelStats) -> np.ndarray:
 
 
 def node_imbalance_weights(stats: LabelStats, omega: float = 0.25) -> np.ndarray:
-    """The second seed's (Xu et al., arXiv 2602.08986) node-wise weights w' (METHODS.md section 2).
+    """The second seed's (Xu et al., arXiv 2602.08986) node-wise weights w' (docs/methods.md section 2).
 
     w_j = N / (C n-bar_j) (1 where n-bar_j is 0 or N), rescaled to omega + w_max (w - w_min) / (w_max - w_min).
     Which targets they multiply is the loss's ``weight_targets`` (negatives in the authors' code).
@@ -134,14 +203,18 @@ class MCLoss(nn.Module):
     negative ones by ``neg_weight`` (ones for plain mcloss). Logits in, shape (B, C).
     """
 
-    def __init__(self, hierarchy: Hierarchy, pos_weight: torch.Tensor | None = None,
-                 neg_weight: torch.Tensor | None = None):
+    def __init__(
+        self, hierarchy: Hierarchy, pos_weight: torch.Tensor | None = None, neg_weight: torch.Tensor | None = None
+    ):
         super().__init__()
         self.hierarchy = hierarchy
         ones = torch.ones(hierarchy.num_nodes)
-        self.register_buffer("pos_weight", ones if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float32))
-        self.register_buffer("neg_weight", ones.clone() if neg_weight is None
-                             else torch.as_tensor(neg_weight, dtype=torch.float32))
+        self.register_buffer(
+            "pos_weight", ones if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float32)
+        )
+        self.register_buffer(
+            "neg_weight", ones.clone() if neg_weight is None else torch.as_tensor(neg_weight, dtype=torch.float32)
+        )
 
     @classmethod
     def from_label_stats(cls, stats: LabelStats) -> MCLoss:
@@ -153,8 +226,7 @@ class MCLoss(nn.Module):
 
     def elementwise_bce(self, p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Unweighted BCE(h, y) per element, h the mcloss output; ``p`` probabilities, shape (B, C)."""
-        h = (1 - y) * self.hierarchy.mcm(p) + y * self.hierarchy.mcm(y * p)
-        return probability_bce(h, y)
+        return _MCLossBCE.apply(p, y, self.hierarchy)
 
     def target_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(weight on positive targets, weight on negative targets) now; node schedules override it."""

@@ -1,4 +1,4 @@
-"""Pure weight functions: label statistics in, per-label weight vectors out (METHODS.md section 1).
+"""Pure weight functions: label statistics in, per-label weight vectors out (docs/methods.md section 1).
 
 Weights are computed once from the *training* split. Unless a scheme defines its own scale, they
 are normalised to mean 1 over labels that have training positives; labels with n_j = 0 get 1.
@@ -99,3 +99,24 @@ def logit_adjustments(counts: np.ndarray, n_train: int, tau: float) -> np.ndarra
     if tau is None or tau < 0:
         raise ValueError(f"logit_adjusted: tau must be >= 0, got {tau}")
     return tau * log_prior_odds(counts, n_train)
+
+
+def batch_presence(counts: np.ndarray, n_train: int, batch_size: int) -> np.ndarray:
+    """Probability that a batch of ``batch_size`` rows drawn at random without replacement from the ``n_train``
+    training rows holds at least one positive of each label: 1 - C(N - n_j, B) / C(N, B).
+
+    What decides how often ``two_way``'s class term (a term per label over the batch's rows, present only when
+    the batch holds one of the label's positives) reaches a rare label. 0 for n_j = 0, 1 when B > N - n_j.
+    """
+    from scipy.special import gammaln
+
+    counts = np.asarray(counts, dtype=np.float64)
+    n, b = float(n_train), float(batch_size)
+    if not 0 < b <= n:
+        raise ValueError(f"batch_size must be in [1, n_train = {n_train}], got {batch_size}")
+    rest = n - counts
+    fits = rest >= b  # else every batch must hold a positive
+    safe_rest = np.where(fits, rest, b)
+    # log C(N - n, B) - log C(N, B), in log-gamma form (exact for large N)
+    log_none = gammaln(safe_rest + 1) - gammaln(safe_rest - b + 1) - gammaln(n + 1) + gammaln(n - b + 1)
+    return np.where(fits, -np.expm1(log_none), 1.0)

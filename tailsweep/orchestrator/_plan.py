@@ -9,14 +9,30 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
+from ..config import TrialConfig
 from ..losses import SCHEMES, Param
 from .spec import SweepSpec
 
-SYMBOLS = {"beta": "β", "gamma": "γ", "alpha": "α", "gamma_pos": "γ+", "gamma_neg": "γ-", "clip": "m",
-           "max_weight": "wmax", "tau": "τ", "lam": "λ", "kappa": "κ", "mu": "μ", "focal_gamma": "focal γ", "omega": "ω"}
+SYMBOLS = {
+    "beta": "β",
+    "gamma": "γ",
+    "alpha": "α",
+    "gamma_pos": "γ+",
+    "gamma_neg": "γ-",
+    "clip": "m",
+    "max_weight": "wmax",
+    "tau": "τ",
+    "lam": "λ",
+    "kappa": "κ",
+    "mu": "μ",
+    "focal_gamma": "focal γ",
+    "omega": "ω",
+}
 
 
 def _fmt(v) -> str:
@@ -29,39 +45,79 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def trial_label(scheme: str, params: dict, lr: float, seed: int, show_lr: bool = True, info=None,
-                weight_decay: float | None = None) -> str:
-    """``scheme`` then its parameters (options that are off by default only when set)."""
-    shown = {k: v for k, v in params.items() if v is not None and not (
-        info is not None and k in info.params and info.params[k].quiet and v == info.params[k].default)}
+def setting_label(
+    scheme: str, params: dict, lr: float, show_lr: bool = True, info=None, weight_decay: float | None = None
+) -> str:
+    """``scheme`` then its parameters (options that are off by default only when set): a setting's name for
+    humans, shared by its seeds."""
+    shown = {
+        k: v
+        for k, v in params.items()
+        if v is not None
+        and not (info is not None and k in info.params and info.params[k].quiet and v == info.params[k].default)
+    }
     bits = [scheme]
     bits += [f"{SYMBOLS.get(k, k)}={_fmt(v)}" for k, v in shown.items()]
     if show_lr:
         bits.append(f"lr={_fmt(lr)}")
     if weight_decay is not None:
         bits.append(f"wd={_fmt(weight_decay)}")
-    bits.append(f"seed={seed}")
     return " ".join(bits)
 
 
-def make_trial(spec: SweepSpec, s_index: int, draw: int | str, params: dict, lr: float, seed: int,
-               weight_decay: float | None = None) -> dict:
-    """One trial's plan: scheme entry ``s_index`` with ``params`` (every parameter, defaults filled in)."""
+def trial_base(spec: SweepSpec, resources: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What every trial of the sweep shares: the table, the spec's model / train / eval sections as they are,
+    with the per-worker values the resource plan resolves (``threads``, ``loader_workers``) filled in."""
+    train = spec.train
+    if resources is not None:
+        train = train.model_copy(
+            update={
+                "threads": train.threads or resources["threads"],
+                "loader_workers": resources["loader_workers"],
+            }
+        )
+    return {
+        "data": str(spec.data_path),
+        "model": spec.model,
+        "train": train,
+        "eval": spec.eval,
+        "select_metric": spec.search.metric,
+        "objectives": list(spec.search.metrics or []),
+    }
+
+
+def make_trial(
+    spec: SweepSpec,
+    s_index: int,
+    draw: int | str,
+    params: dict,
+    lr: float,
+    seed: int,
+    weight_decay: float | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> TrialConfig:
+    """One trial: scheme entry ``s_index`` with ``params`` (every parameter, defaults filled in), the learning rate
+    and weight decay of its configuration (``weight_decay`` None: the spec's), on ``base`` (``trial_base``)."""
     scheme = spec.schemes[s_index]
     info = SCHEMES[scheme.name]
-    return {
-        "scheme": scheme.name,
-        "variant": scheme.display,
-        "scheme_params": params,
-        "oversample": scheme.oversample,
-        "oversample_budget": scheme.oversample_budget,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "seed": seed,
-        "group": f"{s_index}:{draw}",
-        "label": trial_label(scheme.display, params, lr, seed, show_lr=spec.search.lr is not None, info=info,
-                             weight_decay=weight_decay),
-    }
+    base = dict(base or trial_base(spec))
+    train = base.pop("train")
+    wd = train.weight_decay if weight_decay is None else weight_decay
+    show_lr = spec.search.lr is not None
+    setting = setting_label(scheme.display, params, lr, show_lr, info, weight_decay)
+    return TrialConfig(
+        **base,
+        train=train.model_copy(update={"lr": lr, "weight_decay": wd}),
+        scheme=scheme.name,
+        variant=scheme.display,
+        scheme_params=params,
+        oversample=scheme.oversample,
+        oversample_budget=scheme.oversample_budget,
+        seed=seed,
+        group=f"{s_index}:{draw}",
+        setting=setting,
+        label=f"{setting} seed={seed}",
+    )
 
 
 def base_params(scheme) -> dict:
@@ -88,9 +144,11 @@ def _grid(spec: SweepSpec, scheme) -> list[tuple[dict, float, float | None]]:
     return out
 
 
-def plan_trials(spec: SweepSpec) -> list[dict]:
+def plan_trials(spec: SweepSpec, resources: Mapping[str, Any] | None = None) -> list[TrialConfig]:
     """Every trial of a random or grid search. For ``tpe`` only the entries with nothing to search (run once per
-    seed as they are); the searched ones are suggested while the sweep runs (``_search.py``)."""
+    seed as they are); the searched ones are suggested while the sweep runs (``_search.py``). ``resources``: the
+    resource plan, whose per-worker values the trials carry (without it, they stay as the spec has them)."""
+    base = trial_base(spec, resources)
     rng = np.random.default_rng(spec.search.seed)
     trials = []
     for s_index, scheme in enumerate(spec.schemes):
@@ -109,7 +167,7 @@ def plan_trials(spec: SweepSpec) -> list[dict]:
                 wd = None if spec.search.weight_decay is None else _log_uniform(rng, spec.search.weight_decay)
                 configs.append((params, lr, wd))
         for draw, (params, lr, wd) in enumerate(configs):
-            trials += [make_trial(spec, s_index, draw, params, lr, seed, wd) for seed in seeds_of(spec, scheme)]
+            trials += [make_trial(spec, s_index, draw, params, lr, seed, wd, base) for seed in seeds_of(spec, scheme)]
     return trials
 
 

@@ -1,4 +1,4 @@
-"""The HMC reproduction (METHODS.md section 4): resumable, one result file per finished run.
+"""The HMC reproduction (docs/methods.md section 4): resumable, one result file per finished run.
 
 ``launch reproduce hmc`` runs C-HMCNN's protocol per dataset (its hidden width and epochs, batch 4,
 dropout 0.7, Adam lr 1e-4, weight decay 1e-5, train on train + valid, the last model tested on test)
@@ -31,6 +31,7 @@ from ..analysis.hmc import (  # noqa: F401 (re-exported: the CLI and tests name 
     report_hmc,
     result_path,
 )
+from ..config import TrialConfig
 
 
 def record_frequency_baseline(results: Path, name: str, table) -> None:
@@ -46,8 +47,18 @@ def record_frequency_baseline(results: Path, name: str, table) -> None:
     test = load_split(table, "test").targets.numpy()
     freq = np.broadcast_to(seen.mean(axis=0), test.shape)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"dataset": name, "micro_auprc": average_precision(test.ravel(), freq.ravel()),
-                                "rows_seen": len(seen), "rows_test": len(test)}, indent=1, sort_keys=True))
+    path.write_text(
+        json.dumps(
+            {
+                "dataset": name,
+                "micro_auprc": average_precision(test.ravel(), freq.ravel()),
+                "rows_seen": len(seen),
+                "rows_test": len(test),
+            },
+            indent=1,
+            sort_keys=True,
+        )
+    )
 
 
 class RecordResult(tune.Callback):
@@ -65,19 +76,23 @@ class RecordResult(tune.Callback):
         m = trial.last_result or {}
         if int(m.get("epoch", 0)) < self.epochs:
             return
-        plan = trial.config["trial"]
-        out = {"dataset": self.dataset, "scheme": plan["variant"], "seed": plan["seed"],
-               "entry": {"scheme": plan["scheme"], "params": plan["scheme_params"], "oversample": plan["oversample"]},
-               "settings": {**self.settings, "loss": entry_settings(plan["variant"])},
-               "wall_s": time.time() - self.started.get(trial.trial_id, time.time()),
-               "test": {k[5:]: v for k, v in m.items() if k.startswith("test/")}}
-        path = result_path(self.results, self.dataset, plan["variant"], plan["seed"])
+        plan = TrialConfig.of(trial.config)
+        out = {
+            "dataset": self.dataset,
+            "scheme": plan.variant,
+            "seed": plan.seed,
+            "entry": {"scheme": plan.scheme, "params": plan.scheme_params, "oversample": plan.oversample},
+            "settings": {**self.settings, "loss": entry_settings(plan.variant)},
+            "wall_s": time.time() - self.started.get(trial.trial_id, time.time()),
+            "test": {k[5:]: v for k, v in m.items() if k.startswith("test/")},
+        }
+        path = result_path(self.results, self.dataset, plan.variant, plan.seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=1, sort_keys=True))
 
 
 def hmc_overrides(name: str, todo: list[tuple[str, int]], table_dir: Path, runs_dir: Path) -> list[str]:
-    """The sweep settings of one dataset's unrecorded (scheme, seed) runs: C-HMCNN's protocol (METHODS.md
+    """The sweep settings of one dataset's unrecorded (scheme, seed) runs: C-HMCNN's protocol (docs/methods.md
     section 4), one sweep, each scheme with only its own missing seeds (a recorded run is never trained again)."""
     hidden, epochs, lr, _ = HMC_DATASETS[name]
     seeds: dict[str, list[int]] = {}
@@ -85,14 +100,27 @@ def hmc_overrides(name: str, todo: list[tuple[str, int]], table_dir: Path, runs_
         seeds.setdefault(scheme, []).append(seed)
     p = PROTOCOL
     return [
-        f"name=hmc-{name}", f"data.path={table_dir}", "model.backbone=mlp", f"model.hidden={hidden}",
-        "model.layers=2", f"model.dropout={p['dropout']}", f"train.epochs={epochs}", f"train.batch_size={p['batch_size']}",
-        f"train.optimizer={p['optimizer']}", f"train.lr={lr}", f"train.weight_decay={p['weight_decay']}",
-        f"train.lr_schedule={p['lr_schedule']}", "train.augment=false",
-        "train.train_splits=" + json.dumps(p["train_splits"]), f"train.final_model={p['final_model']}",
-        "search.metric=val/micro_auprc", "eval.thresholds=per_label",  # both threshold rules, for launch report
+        f"name=hmc-{name}",
+        f"data.path={table_dir}",
+        "model.backbone=mlp",
+        f"model.hidden={hidden}",
+        "model.layers=2",
+        f"model.dropout={p['dropout']}",
+        f"train.epochs={epochs}",
+        f"train.batch_size={p['batch_size']}",
+        f"train.optimizer={p['optimizer']}",
+        f"train.lr={lr}",
+        f"train.weight_decay={p['weight_decay']}",
+        f"train.lr_schedule={p['lr_schedule']}",
+        "train.augment=false",
+        "train.train_splits=" + json.dumps(p["train_splits"]),
+        f"train.final_model={p['final_model']}",
+        "search.metric=val/micro_auprc",
+        "eval.thresholds=per_label",  # both threshold rules, for launch report
         "schemes=" + json.dumps([{"label": v, **VARIANTS[v], "seeds": ks} for v, ks in seeds.items()]),
-        f"seeds={sorted({k for _, k in todo})}", f"tracking.dir={runs_dir}"]
+        f"seeds={sorted({k for _, k in todo})}",
+        f"tracking.dir={runs_dir}",
+    ]
 
 
 def run_settings(name: str, table) -> dict:
@@ -100,8 +128,14 @@ def run_settings(name: str, table) -> dict:
     width / epochs / learning rate and the table's preprocessing (from its manifest)."""
     hidden, epochs, lr, _ = HMC_DATASETS[name]
     extra = table.manifest.extra
-    return {**PROTOCOL, "hidden": hidden, "epochs": epochs, "lr": lr, "preprocess": extra.get("preprocess"),
-            "val_from_train": extra.get("val_from_train")}
+    return {
+        **PROTOCOL,
+        "hidden": hidden,
+        "epochs": epochs,
+        "lr": lr,
+        "preprocess": extra.get("preprocess"),
+        "val_from_train": extra.get("val_from_train"),
+    }
 
 
 def missing_reason(name: str, data_dir: Path) -> str | None:
@@ -116,11 +150,34 @@ def missing_reason(name: str, data_dir: Path) -> str | None:
     return None
 
 
+def check_present(datasets, schemes, seeds, results: Path, data_dir: Path, runs_dir: Path) -> None:
+    """Refuse (SpecError, before anything is written) when no dataset asked for can run: each one with runs left
+    to do is neither imported under ``runs_dir`` nor importable from ``data_dir``."""
+    from .spec import SpecError
+
+    absent = {}
+    for name in datasets:
+        todo = any(not result_path(results, name, s, k).is_file() for s in schemes for k in seeds)
+        if todo and not (runs_dir / "data" / "hmc" / name).exists():
+            if (why := missing_reason(name, data_dir)) is None:
+                return
+            absent[name] = why
+        elif todo:
+            return
+    if absent and len(absent) == len(datasets):
+        raise SpecError(
+            [f"{name}: {why}" for name, why in absent.items()],
+            f"reproduce hmc: none of the {len(datasets)} dataset(s) asked for is there",
+        )
+
+
 def reproduce_hmc(datasets, schemes, seeds, results: Path, data_dir: Path, runs_dir: Path, console) -> None:
     from ..datasets import LabelTable
     from ..datasets._hmc import import_hmc
     from ._sweep import run_sweep
     from .spec import load_spec
+
+    check_present(datasets, schemes, seeds, results, data_dir, runs_dir)
 
     skipped = []
     for name in datasets:
@@ -149,8 +206,10 @@ def reproduce_hmc(datasets, schemes, seeds, results: Path, data_dir: Path, runs_
         run_sweep(spec, console=console, callbacks=[RecordResult(results, name, epochs, run_settings(name, table))])
         missing = [(s, k) for s, k in todo if not result_path(results, name, s, k).is_file()]
         if missing:  # interrupted (Tune turns Ctrl-C into an early, orderly end) or failed runs
-            console.print(f"{name}: {len(missing)} run(s) not recorded (interrupted or failed); stopping here. "
-                          "Run the same command again to resume.")
+            console.print(
+                f"{name}: {len(missing)} run(s) not recorded (interrupted or failed); stopping here. "
+                "Run the same command again to resume."
+            )
             return
     if skipped:
         console.print(f"skipped {len(skipped)} dataset(s) not under {data_dir}: " + ", ".join(n for n, _ in skipped))

@@ -1,5 +1,10 @@
 """``search.algorithm: tpe``: one Optuna study per scheme entry, driven through Ray Tune's ``OptunaSearch``.
 
+With ``search.metrics`` (two or more) each study is multi-objective: it learns from the mean over seeds of each
+metric at the epoch the first metric picked (``best/<metric>``, reported by the worker), with Optuna's TPE sampler
+(multi-objective TPE), or NSGA-II when an entry's budget is ``NSGA2_FROM`` configurations or more
+(:func:`sampler_name`). Tune, the checkpoint and the report's "best configuration" follow the first metric.
+
 Each scheme entry is tuned on its own, over its own searched parameters (plus ``lr`` / ``weight_decay`` when the
 spec searches them), so schemes stay side by side instead of competing inside one categorical. Every suggested
 configuration runs once per seed, and its study learns from the mean of the seeds' selection metric
@@ -20,8 +25,10 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ray.tune.search import Searcher
 
@@ -29,8 +36,9 @@ from ray.tune.search import Searcher
 # scored on val), named once for the driver and the report
 from ..analysis.search import SCORE as SCORE_KEY
 from ..analysis.search import STUDY_FILE
+from ..config import TrialConfig
 from ..losses import SCHEMES
-from ._plan import base_params, make_trial, seeds_of
+from ._plan import base_params, make_trial, seeds_of, trial_base
 from .spec import SweepSpec
 
 log = logging.getLogger(__name__)
@@ -103,11 +111,30 @@ def describe_space(spec: SweepSpec) -> list[str]:
         dims = scheme_space(spec, i)
         if not dims:
             continue
-        parts = [f"{d.name} in [{1 - d.high:g}, {1 - d.low:g}] log" if d.scale == "log1m"
-                 else f"{d.name} in [{d.low:g}, {d.high:g}]{' log' if d.scale == 'log' else ''}" for d in dims]
-        lines.append(f"{scheme.display}: TPE over {', '.join(parts)}; {spec.search.num_samples} configurations "
-                     f"(first {spec.search.startup()} at random) x {len(seeds_of(spec, scheme))} seeds")
+        parts = [
+            f"{d.name} in [{1 - d.high:g}, {1 - d.low:g}] log"
+            if d.scale == "log1m"
+            else f"{d.name} in [{d.low:g}, {d.high:g}]{' log' if d.scale == 'log' else ''}"
+            for d in dims
+        ]
+        lines.append(
+            f"{scheme.display}: {_how(spec)} over {', '.join(parts)}; {spec.search.num_samples} configurations "
+            f"{_start(spec)} x {len(seeds_of(spec, scheme))} seeds"
+        )
     return lines
+
+
+def _how(spec: SweepSpec) -> str:
+    if not spec.search.multi_objective:
+        return "TPE"
+    goals = ", ".join(f"{m} {mode}" for m, mode in spec.search.objectives())
+    return f"{'NSGA-II' if sampler_name(spec) == 'nsga2' else 'TPE'} (multi-objective: {goals})"
+
+
+def _start(spec: SweepSpec) -> str:
+    if sampler_name(spec) == "nsga2":
+        return f"(generations of {nsga2_population(spec.search.num_samples)}, the first at random)"
+    return f"(first {spec.search.startup()} at random)"
 
 
 def study_name(sweep_id: str, spec: SweepSpec, s_index: int) -> str:
@@ -118,14 +145,42 @@ def study_storage(report_dir: Path) -> str:
     return f"sqlite:///{Path(report_dir).resolve() / STUDY_FILE}"
 
 
+NSGA2_FROM = 100  # a multi-objective search with at least this many configurations per entry uses NSGA-II
+
+
+def nsga2_population(num_samples: int) -> int:
+    """NSGA-II's population: a tenth of the budget, at least 10 (so the budget is 10 generations or more)."""
+    return max(10, num_samples // 10)
+
+
+def sampler_name(spec: SweepSpec) -> str:
+    """tpe, or nsga2 for a multi-objective search of NSGA2_FROM configurations or more per entry: TPE models the
+    front from few trials and its cost grows with the trials seen; NSGA-II needs several generations of a
+    population to move, which a budget of that size gives."""
+    return "nsga2" if spec.search.multi_objective and spec.search.num_samples >= NSGA2_FROM else "tpe"
+
+
 def sampler(spec: SweepSpec, s_index: int):
-    """TPE, seeded from the spec (each entry its own seed, so two entries with the same space draw differently)."""
+    """TPE (multi-objective TPE with search.metrics), or NSGA-II (:func:`sampler_name`), seeded from the spec (each
+    entry its own seed, so two entries with the same space draw differently)."""
     import optuna
 
-    return optuna.samplers.TPESampler(seed=spec.search.seed * 1000 + s_index, n_startup_trials=spec.search.startup())
+    seed = spec.search.seed * 1000 + s_index
+    if sampler_name(spec) == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=nsga2_population(spec.search.num_samples), seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.search.startup())
 
 
-_OWN = ("spec", "child_run")
+def study_metrics(spec: SweepSpec) -> tuple[str | list[str], str | list[str]]:
+    """(metric, mode) as OptunaSearch takes them: ``val/best`` (the best epoch's selection metric) for one
+    objective; ``best/<metric>`` per search.metrics entry (each at the epoch the first picked) for several."""
+    if not spec.search.multi_objective:
+        return SCORE_KEY, spec.search.mode
+    objectives = spec.search.objectives()
+    return [f"best/{m}" for m, _ in objectives], [mode for _, mode in objectives]
+
+
+_OWN = ("spec", "child_run", "base")
 
 
 class PerSchemeSearch(Searcher):
@@ -133,10 +188,19 @@ class PerSchemeSearch(Searcher):
     in turn (round robin) until it has suggested ``num_samples`` configurations; each configuration is handed out
     once per seed; entries with nothing to search run their ``fixed`` trials (once per seed) first.
 
-    ``child_run(plan) -> run_id`` creates (or finds again) the trial's MLflow child run; it is called on the driver.
+    ``child_run(trial) -> run_id`` creates (or finds again) the trial's MLflow child run; it is called on the driver.
+    ``base``: what every trial shares (``_plan.trial_base``, with the resource plan's per-worker values).
     """
 
-    def __init__(self, spec: SweepSpec, sweep_id: str, storage: str, child_run, fixed: list[dict]):
+    def __init__(
+        self,
+        spec: SweepSpec,
+        sweep_id: str,
+        storage: str,
+        child_run,
+        fixed: list[TrialConfig],
+        base: Mapping[str, Any] | None = None,
+    ):
         super().__init__(metric=spec.search.metric, mode=spec.search.mode)
         import optuna
         from ray.tune.search.optuna import OptunaSearch
@@ -144,15 +208,24 @@ class PerSchemeSearch(Searcher):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.spec = spec
         self.child_run = child_run
+        self.base = dict(base or trial_base(spec))
         self.budget = spec.search.num_samples
         self.entries = [i for i, s in enumerate(spec.schemes) if spec.searched(s)]
         self.spaces = {i: scheme_space(spec, i) for i in self.entries}
         storage_obj = optuna.storages.RDBStorage(storage)
-        self.studies = {i: OptunaSearch(optuna_space(self.spaces[i]), metric=SCORE_KEY, mode=spec.search.mode,
-                                        sampler=sampler(spec, i), study_name=study_name(sweep_id, spec, i),
-                                        storage=storage_obj)
-                        for i in self.entries}
-        self.queue: list[dict] = list(fixed)  # trials to hand out before asking a study again
+        self.keys, modes = study_metrics(spec)
+        self.studies = {
+            i: OptunaSearch(
+                optuna_space(self.spaces[i]),
+                metric=self.keys,
+                mode=modes,
+                sampler=sampler(spec, i),
+                study_name=study_name(sweep_id, spec, i),
+                storage=storage_obj,
+            )
+            for i in self.entries
+        }
+        self.queue: list[TrialConfig] = list(fixed)  # trials to hand out before asking a study again
         self.asked = {i: 0 for i in self.entries}
         self.turn = 0
         self.groups: dict[str, dict] = {}  # group key -> {entry, seeds, scores}
@@ -165,10 +238,10 @@ class PerSchemeSearch(Searcher):
     def suggest(self, trial_id: str):
         if not self.queue and not self._ask():
             return Searcher.FINISHED
-        plan = self.queue.pop(0)
-        plan = {**plan, "run_id": self.child_run(plan)}
-        self.trial_group[trial_id] = plan["group"]
-        return {"trial": plan}
+        trial = self.queue.pop(0)
+        trial = trial.model_copy(update={"run_id": self.child_run(trial)})
+        self.trial_group[trial_id] = trial.group
+        return {"trial": trial.model_dump(mode="json")}
 
     def _ask(self) -> bool:
         """Queue the next configuration of the next entry with budget left (one trial per seed)."""
@@ -184,7 +257,7 @@ class PerSchemeSearch(Searcher):
         params, lr, wd = configuration(self.spec, i, self.spaces[i], suggested)
         seeds = seeds_of(self.spec, self.spec.schemes[i])
         self.groups[key] = {"entry": i, "seeds": seeds, "scores": {}}
-        self.queue += [make_trial(self.spec, i, draw, params, lr, seed, wd) for seed in seeds]
+        self.queue += [make_trial(self.spec, i, draw, params, lr, seed, wd, self.base) for seed in seeds]
         return True
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -195,17 +268,28 @@ class PerSchemeSearch(Searcher):
         group = self.groups.get(key) if key else None
         if group is None:  # a fixed trial: nothing learns from it
             return
-        score = None if error or not result else result.get(SCORE_KEY, result.get(self.spec.search.metric))
-        seed = len(group["scores"])  # order does not matter: only the mean is told
-        group["scores"][f"{trial_id}/{seed}"] = math.nan if score is None else float(score)
+        group["scores"][f"{trial_id}/{len(group['scores'])}"] = self._values(None if error else result)
         if len(group["scores"]) < len(group["seeds"]):
-            return
-        scores = [v for v in group["scores"].values() if not math.isnan(v)]
+            return  # order does not matter: only the mean is told
         study = self.studies[group["entry"]]
-        if scores:
-            study.on_trial_complete(key, result={SCORE_KEY: sum(scores) / len(scores)})
+        keys = self.keys if isinstance(self.keys, list) else [self.keys]
+        values = [v if isinstance(v, list) else [v] for v in group["scores"].values()]  # a float: saved by 0.x
+        done = [v for v in values if not any(math.isnan(x) for x in v)]
+        if done:
+            means = {k: sum(v[j] for v in done) / len(done) for j, k in enumerate(keys)}
+            study.on_trial_complete(key, result=means)
         else:  # every seed failed: the study records a failed trial and samples elsewhere
             study.on_trial_complete(key, result=None, error=True)
+
+    def _values(self, result: dict | None) -> list[float]:
+        """What the study learns from in one finished trial's result (NaN where missing)."""
+        keys = self.keys if isinstance(self.keys, list) else [self.keys]
+        if not result:
+            return [math.nan] * len(keys)
+        if not isinstance(self.keys, list):  # one objective: val/best, or the metric itself (older results)
+            v = result.get(SCORE_KEY, result.get(self.spec.search.metric))
+            return [math.nan if v is None else float(v)]
+        return [math.nan if result.get(k) is None else float(result[k]) for k in keys]
 
     # --- state (Tune's experiment checkpoint) ------------------------------------------------------
     def save(self, checkpoint_path: str) -> None:

@@ -35,6 +35,7 @@ from ..analysis.tags import (  # noqa: F401
     TRIAL_KEY_TAG,
     TRIAL_TAG,
 )
+from ..config import TrialConfig, flatten
 
 log = logging.getLogger(__name__)
 
@@ -42,33 +43,22 @@ MAX_TAG = 8000  # MLflow's tag-value limit
 MAX_PARAM = 6000
 
 
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping) and v:
-            out |= flatten(v, f"{key}.")
-        else:
-            out[key] = v
-    return out
-
-
 def _param_value(v: Any) -> str:
     s = v if isinstance(v, str) else json.dumps(v, default=str)
     return s[:MAX_PARAM]
 
 
-
 def tracking_server_problem(uri: str, timeout: float = 8.0) -> str | None:
-    """None if the MLflow server at an ``http(s)://`` ``uri`` answers its ``/health`` within ``timeout`` seconds,
-    else what is wrong, naming the URI and the fix. Checked before a sweep writes anything (locally and for a
-    cluster), so that a wrong address fails in seconds instead of after MLflow's minutes of retries."""
+    """None if the MLflow server at an ``http(s)://`` ``uri`` answers its ``/health`` within ``timeout`` seconds
+    and accepts this machine's credentials (:func:`credentials_problem`), else what is wrong, naming the URI and
+    the fix. Checked before a sweep writes anything (locally and for a cluster), so that a wrong address fails in
+    seconds instead of after MLflow's minutes of retries, and a wrong password before any run exists."""
     import urllib.error
     import urllib.request
 
     req = urllib.request.Request(uri.rstrip("/") + "/health", headers={"User-Agent": "tailsweep"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 (the user's tracking URI)
+        with urllib.request.urlopen(req, timeout=timeout, context=_tls_context()) as r:  # noqa: S310 (the user's URI)
             status = r.status
         why = f"HTTP {status}"
     except urllib.error.HTTPError as exc:
@@ -76,9 +66,97 @@ def tracking_server_problem(uri: str, timeout: float = 8.0) -> str | None:
     except (OSError, urllib.error.URLError) as exc:
         status, why = None, str(getattr(exc, "reason", exc))
     if status == 200:
+        return credentials_problem(uri, timeout)
+    if "CERTIFICATE_VERIFY_FAILED" in why:
+        return (
+            f"tracking.uri = {uri!r}: the server's TLS certificate is not trusted here ({why}); point "
+            "MLFLOW_TRACKING_SERVER_CERT_PATH at its certificate (or its CA's), as MLflow's clients take it"
+        )
+    return (
+        f"tracking.uri = {uri!r}: the MLflow server does not answer ({why}); start it with "
+        "`launch mlflow-server --dir DIR` (add --host 0.0.0.0 for a cluster's nodes) or check the address"
+    )
+
+
+# How MLflow's clients reach a server (mlflow.utils.credentials.get_default_host_creds): what a sweep's
+# processes on other machines need too. The user name and password are read as the clients read them.
+CLIENT_TLS_VARS = (
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+)
+CREDENTIALS_FIX = (
+    "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or write them to ~/.mlflow/credentials: "
+    "`launch mlflow-server` keeps them in that file's format under its --dir (admin-credentials, and "
+    "sweeps-credentials with --sweeps-user), so copying one there is enough"
+)
+
+
+def _tls_context():
+    """The TLS verification MLflow's clients apply (a CA file or none at all), for checks made with urllib."""
+    import os
+    import ssl
+
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("true", "1"):
+        return ssl._create_unverified_context()  # noqa: S323 -- what the user asked MLflow for
+    if cafile := os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        return ssl.create_default_context(cafile=cafile)
+    return None
+
+
+def client_env() -> dict[str, str]:
+    """The environment a sweep's driver elsewhere (a Ray job) needs to reach the tracking server as this machine
+    does: the user name and password MLflow's clients read here (environment, else ~/.mlflow/credentials) and the
+    TLS settings. Holds the password: for a job's runtime environment only, never to be printed or logged."""
+    import os
+
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    creds = read_mlflow_creds()
+    env = {
+        k: v for k, v in (("MLFLOW_TRACKING_USERNAME", creds.username), ("MLFLOW_TRACKING_PASSWORD", creds.password))
+    }
+    env |= {var: os.environ[var] for var in CLIENT_TLS_VARS if os.environ.get(var)}
+    return {k: v for k, v in env.items() if v}
+
+
+def credentials_problem(uri: str, timeout: float = 8.0) -> str | None:
+    """None if the server at ``uri`` lets this machine's MLflow client read experiments (what every sweep does
+    first); else why not, with the fix. A server without authentication always lets it."""
+    import os
+
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    creds = get_default_host_creds(uri)
+    try:
+        resp = http_request(
+            creds,
+            "/api/2.0/mlflow/experiments/search",
+            "GET",
+            max_retries=0,
+            timeout=timeout,
+            params={"max_results": 1},
+        )
+    except Exception as exc:  # noqa: BLE001 -- MLflow wraps connection and TLS errors in its own exception
+        return f"tracking.uri = {uri!r}: the MLflow server answers /health but not its API ({exc})"
+    if resp.status_code == 200:
         return None
-    return (f"tracking.uri = {uri!r}: the MLflow server does not answer ({why}); start it with "
-            "`launch mlflow-server --dir DIR` (add --host 0.0.0.0 for a cluster's nodes) or check the address")
+    source = "the environment" if os.environ.get("MLFLOW_TRACKING_PASSWORD") else "~/.mlflow/credentials"
+    if resp.status_code == 401 and not (creds.username and creds.password):
+        return f"tracking.uri = {uri!r}: the MLflow server requires a user name and password, and none was found; {CREDENTIALS_FIX}"
+    if resp.status_code == 401:
+        return (
+            f"tracking.uri = {uri!r}: the MLflow server refused user {creds.username!r} with the password from "
+            f"{source} (HTTP 401: wrong user name or password); {CREDENTIALS_FIX}"
+        )
+    if resp.status_code == 403:
+        return (
+            f"tracking.uri = {uri!r}: user {creds.username!r} may not read experiments on this server (HTTP 403); "
+            "ask its admin for a user with EDIT rights (`launch mlflow-server --sweeps-user` creates one)"
+        )
+    return f"tracking.uri = {uri!r}: the MLflow server answered HTTP {resp.status_code} on its API; is it an MLflow server?"
+
 
 class Tracking:
     """A thin, picklable wrapper over ``MlflowClient`` (the client itself is created lazily)."""
@@ -117,8 +195,13 @@ class Tracking:
         runs = self.client.search_runs([self.experiment_id], filter_string=flt, max_results=2)
         return runs[0] if runs else None
 
-    def get_or_create_run(self, match: Mapping[str, str], name: str, tags: Mapping[str, str] | None = None,
-                          params: Mapping[str, Any] | None = None) -> str:
+    def get_or_create_run(
+        self,
+        match: Mapping[str, str],
+        name: str,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> str:
         run = self.find_run(**match)
         if run is not None:
             if run.info.status != "RUNNING":  # resumed: it runs again
@@ -147,42 +230,65 @@ class Tracking:
             return
         self.client.set_terminated(run_id, status=status)
 
-    def plan_child_runs(self, parent_run_id: str, sweep_id: str, trials: list[dict], common: Mapping[str, Any],
-                        inputs: list | None = None) -> list[str]:
+    def plan_child_runs(
+        self,
+        parent_run_id: str,
+        sweep_id: str,
+        trials: list[TrialConfig],
+        inputs: list | None = None,
+    ) -> list[str]:
         """Get or create one child run per planned trial (new ones SCHEDULED, with the table as their dataset
         ``inputs``); returns their ids."""
         existing = {r.data.tags.get(TRIAL_KEY_TAG): r for r in self.children(parent_run_id)}
-        return [self.child_run(parent_run_id, sweep_id, t, common, inputs, existing) for t in trials]
+        return [self.child_run(parent_run_id, sweep_id, t, inputs, existing) for t in trials]
 
-    def child_run(self, parent_run_id: str, sweep_id: str, plan: Mapping[str, Any], common: Mapping[str, Any],
-                  inputs: list | None = None, existing: Mapping[str, Any] | None = None) -> str:
+    def child_run(
+        self,
+        parent_run_id: str,
+        sweep_id: str,
+        trial: TrialConfig,
+        inputs: list | None = None,
+        existing: Mapping[str, Any] | None = None,
+    ) -> str:
         """The child run of one trial: found again by its key in the sweep (``existing``: key -> run, else looked
-        up), or created SCHEDULED. A run found under the key with a different configuration (a search suggestion
-        that a killed driver made after its last saved state, suggested differently after the resume) is deleted
-        and made again, so MLflow holds each trial once, with the parameters it ran with."""
-        key = trial_key(plan)
-        fingerprint = config_fingerprint(plan)
-        run = (existing or {}).get(key) if existing is not None else self.find_run(
-            **{SWEEP_TAG: sweep_id, TRIAL_KEY_TAG: key, PARENT_TAG: parent_run_id})
+        up), or created SCHEDULED, with the trial's config as its params. A run found under the key with a
+        different configuration (a search suggestion that a killed driver made after its last saved state,
+        suggested differently after the resume) is deleted and made again, so MLflow holds each trial once, with
+        the parameters it ran with."""
+        key = trial_key(trial)
+        fingerprint = config_fingerprint(trial)
+        run = (
+            (existing or {}).get(key)
+            if existing is not None
+            else self.find_run(**{SWEEP_TAG: sweep_id, TRIAL_KEY_TAG: key, PARENT_TAG: parent_run_id})
+        )
         if run is not None:
             if run.data.tags.get(CONFIG_TAG, fingerprint) == fingerprint:
                 return run.info.run_id
             self.client.delete_run(run.info.run_id)
-        run = self.client.create_run(self.experiment_id, run_name=plan["label"], tags={
-            SWEEP_TAG: sweep_id, TRIAL_KEY_TAG: key, PARENT_TAG: parent_run_id, CONFIG_TAG: fingerprint,
-            "scheme": plan["scheme"], "seed": str(plan["seed"])})
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=trial.label,
+            tags={
+                SWEEP_TAG: sweep_id,
+                TRIAL_KEY_TAG: key,
+                PARENT_TAG: parent_run_id,
+                CONFIG_TAG: fingerprint,
+                "scheme": trial.scheme,
+                "seed": str(trial.seed),
+            },
+        )
         run_id = run.info.run_id
-        wd = {"weight_decay": plan["weight_decay"]} if plan.get("weight_decay") is not None else {}
-        self.log_params(run_id, {**common, "scheme": plan["scheme"], "scheme_params": plan["scheme_params"],
-                                 "lr": plan["lr"], **wd, "seed": plan["seed"], "group": plan["group"]})
+        self.log_params(run_id, trial.params())
         if inputs:
             self.client.log_inputs(run_id, datasets=inputs)
         self.client.update_run(run_id, status="SCHEDULED")
         return run_id
 
     def children(self, parent_run_id: str):
-        return self.client.search_runs([self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
-                                       max_results=5000)
+        return self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'", max_results=5000
+        )
 
     def close_sweep(self, parent_run_id: str, status: str) -> None:
         """End the parent and any child a crash or interrupt left SCHEDULED or RUNNING (-> KILLED)."""
@@ -203,37 +309,51 @@ def dataset_inputs(table, train_splits) -> list:
         with contextlib.suppress(Exception):
             rows[split] = table.read(split, ["id"]).num_rows
     dataset = Dataset(
-        name=table.name, digest=table.digest()[:12], source_type="local",
+        name=table.name,
+        digest=table.digest()[:12],
+        source_type="local",
         source=json.dumps({"uri": str(table.root)}),
-        schema=json.dumps({"input": table.input_kind, "labels": table.num_labels,
-                           "hierarchy": bool(table.is_hierarchical)}),
-        profile=json.dumps({"rows": rows}))
+        schema=json.dumps(
+            {"input": table.input_kind, "labels": table.num_labels, "hierarchy": bool(table.is_hierarchical)}
+        ),
+        profile=json.dumps({"rows": rows}),
+    )
     # one input per dataset and run (MLflow keeps the first of a dataset's inputs): its context names the roles
     context = f"train: {'+'.join(train_splits)}; select: val; test: test"
-    return [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context),
-                                        InputTag("rows", " ".join(f"{k}={v}" for k, v in rows.items()))])]
+    return [
+        DatasetInput(
+            dataset,
+            tags=[
+                InputTag("mlflow.data.context", context),
+                InputTag("rows", " ".join(f"{k}={v}" for k, v in rows.items())),
+            ],
+        )
+    ]
 
 
-def config_fingerprint(plan: Mapping[str, Any]) -> str:
-    return json.dumps({"scheme_params": plan["scheme_params"], "lr": plan["lr"],
-                       "weight_decay": plan.get("weight_decay")}, sort_keys=True, default=str)[:MAX_TAG]
+def config_fingerprint(trial: TrialConfig) -> str:
+    """What tells two configurations of one setting apart (a searched trial suggested again after a resume)."""
+    return json.dumps(
+        {"scheme_params": trial.scheme_params, "lr": trial.train.lr, "weight_decay": trial.train.weight_decay},
+        sort_keys=True,
+        default=str,
+    )[:MAX_TAG]
 
 
 class ChildRuns:
-    """Picklable ``plan -> run id`` for a searcher that suggests trials while the sweep runs (the driver side)."""
+    """Picklable ``trial -> run id`` for a searcher that suggests trials while the sweep runs (the driver side)."""
 
-    def __init__(self, tracking: Tracking, parent_run_id: str, sweep_id: str, common: Mapping[str, Any],
-                 inputs: list | None = None):
+    def __init__(self, tracking: Tracking, parent_run_id: str, sweep_id: str, inputs: list | None = None):
         self.tracking, self.parent_run_id, self.sweep_id = tracking, parent_run_id, sweep_id
-        self.common, self.inputs = dict(common), inputs
+        self.inputs = inputs
 
-    def __call__(self, plan: Mapping[str, Any]) -> str:
-        return self.tracking.child_run(self.parent_run_id, self.sweep_id, plan, self.common, self.inputs)
+    def __call__(self, trial: TrialConfig) -> str:
+        return self.tracking.child_run(self.parent_run_id, self.sweep_id, trial, self.inputs)
 
 
-def trial_key(plan: Mapping[str, Any]) -> str:
-    """A trial's identity within its sweep: plan group (scheme index : draw) and seed."""
-    return f"{plan['group']}/seed={plan['seed']}"
+def trial_key(trial: TrialConfig) -> str:
+    """A trial's identity within its sweep: its group (scheme index : draw) and seed."""
+    return f"{trial.group}/seed={trial.seed}"
 
 
 class RunStatusCallback(tune.Callback):
@@ -251,7 +371,7 @@ class RunStatusCallback(tune.Callback):
 
     @staticmethod
     def _run_id(trial) -> str:
-        return trial.config["trial"]["run_id"]
+        return TrialConfig.of(trial.config).run_id
 
     def on_trial_start(self, iteration, trials, trial, **info):
         def start(run_id):

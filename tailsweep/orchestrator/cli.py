@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import io
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -24,7 +25,20 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Every command's user errors (:class:`tailsweep.inputs.InputError`, raised by whatever read the file or value)
+    end as one message and exit code 2, never a traceback."""
+
+    def invoke(self, ctx):
+        from ..inputs import InputError
+
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tailsweep")
 def main() -> None:
     """tailsweep: find the loss-weighting scheme that works best on your long-tailed labels.
@@ -37,134 +51,134 @@ def main() -> None:
 
 @main.command()
 @click.argument("spec_file", required=False, type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a spec value (YAML syntax), e.g. --set train.epochs=5 --set 'schemes=[focal]'.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec value (YAML syntax), e.g. --set train.epochs=5 --set 'schemes=[focal]'.",
+)
 @click.option("--show-spec", is_flag=True, help="Print the resolved spec (every key with its value) and exit.")
 @click.option("--dry-run", is_flag=True, help="Validate spec and data, print the trial plan, start nothing.")
 @click.option("--verbose", "-v", is_flag=True, help="Show Ray's own logs and Tune's progress output.")
-@click.option("--cluster", "cluster_file", type=click.Path(dir_okay=False), default=None,
-              help="Run on the Ray cluster of this cluster-launcher YAML (cluster.yaml, cluster-local.yaml): "
-                   "checked, then submitted as a Ray Job with its logs streamed here; Ctrl-C detaches.")
-@click.option("--address", default=None, metavar="http://HOST:8265",
-              help="With --cluster: the head's dashboard (Jobs API), instead of the one the YAML names.")
-@click.option("--shared-dir", "shared_dirs", multiple=True, metavar="PATH",
-              help="With --cluster: a path every node mounts at the same place (besides the YAML's "
-                   "metadata.tailsweep.shared_paths); tracking.dir and data.path must be under one on a multi-node cluster.")
-@click.option("--detach", is_flag=True, help="With --cluster: submit and return (follow with `launch logs JOB --follow`).")
-@click.option("--resume", "resume", default=None, metavar="SWEEP",
-              help="Finish an interrupted sweep (a sweep id, a unique prefix, or 'latest') under the spec's "
-                   "tracking.dir, with the spec it started with: finished trials are kept, unfinished ones resume "
-                   "from their last checkpoint in the same MLflow runs.")
+@click.option(
+    "--cluster",
+    "cluster_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Run on the Ray cluster of this cluster-launcher YAML (cluster.yaml, cluster-local.yaml): "
+    "checked, then submitted as a Ray Job with its logs streamed here; Ctrl-C detaches.",
+)
+@click.option(
+    "--address",
+    default=None,
+    metavar="http://HOST:8265",
+    help="With --cluster: the head's dashboard (Jobs API), instead of the one the YAML names.",
+)
+@click.option(
+    "--shared-dir",
+    "shared_dirs",
+    multiple=True,
+    metavar="PATH",
+    help="With --cluster: a path every node mounts at the same place (besides the YAML's "
+    "metadata.tailsweep.shared_paths); tracking.dir and data.path must be under one on a multi-node cluster.",
+)
+@click.option(
+    "--detach", is_flag=True, help="With --cluster: submit and return (follow with `launch logs JOB --follow`)."
+)
+@click.option(
+    "--resume",
+    "resume",
+    default=None,
+    metavar="SWEEP",
+    help="Finish an interrupted sweep (a sweep id, a unique prefix, or 'latest') under the spec's "
+    "tracking.dir, with the spec it started with: finished trials are kept, unfinished ones resume "
+    "from their last checkpoint in the same MLflow runs.",
+)
 def sweep(spec_file, overrides, show_spec, dry_run, verbose, cluster_file, address, shared_dirs, detach, resume):
     """Run a sweep from SPEC_FILE (YAML), or the built-in demo sweep when omitted.
 
     Every problem with the spec or the data is reported at once, before Ray starts.
     Results: an MLflow parent run per sweep with one child run per trial (open with `launch ui`),
-    and <tracking.dir>/sweeps/<sweep id>/report.md.
+    <tracking.dir>/sweeps/<sweep id>/summary.md (the end-of-sweep table) and report/report.md (the report).
+    Every key: --show-spec. A multi-objective search: --set search.algorithm=tpe
+    --set 'search.metrics=[val/macro_ap, val/recall_few]' (search.modes: one per metric, default max; the first
+    metric selects checkpoints; docs/architecture.md).
     """
-    from .spec import check_spec, load_spec, spec_to_yaml
+    from ._launch import SweepError, SweepRequest
+    from ._launch import sweep as launch_sweep
 
+    request = SweepRequest(spec_file, tuple(overrides), resume, dry_run, verbose)
     try:
-        spec = load_spec(spec_file, overrides)
-        sweep_id = None
-        if resume and overrides:
-            from ._sweep import resume_override_problems
+        if show_spec:
+            from ._launch import load
+            from .spec import spec_to_yaml
 
-            if problems := resume_override_problems(overrides):
-                raise SpecError(problems, "--resume")
-        if show_spec and not resume:
+            spec, _ = load(request, Console(file=io.StringIO()))
             click.echo(spec_to_yaml(spec.resolved()), nl=False)
             return
         if cluster_file:  # (with --resume, the job's driver finds the sweep on the cluster's shared storage)
-            _sweep_on_cluster(spec, spec_file or "demo sweep", cluster_file, address, shared_dirs, dry_run, detach,
-                              verbose, resume)
+            from .spec import load_spec
+
+            spec = load_spec(spec_file, overrides)
+            _sweep_on_cluster(
+                spec, request.source, cluster_file, address, shared_dirs, dry_run, detach, verbose, resume
+            )
             return
-        if resume:
-            from ._sweep import SweepError, find_resumable
-
-            try:
-                spec, sweep_id = find_resumable(spec.root, resume, overrides)
-            except SweepError as exc:
-                _fail(str(exc))
-            console.print(f"resuming sweep [bold]{sweep_id}[/]", highlight=False)
-        if show_spec:
-            click.echo(spec_to_yaml(spec.resolved()), nl=False)
-            return
-        problems = check_spec(spec)
-        if problems:
-            raise SpecError(problems, spec_file or "demo sweep")
-        from .spec import search_warnings
-
-        for warning in search_warnings(spec):
-            console.print(f"[yellow]{warning}[/]", highlight=False)
-        if dry_run:
-            from ._plan import plan_trials, planned_count
-            from ._sweep import local_resources, plan_resources
-
-            trials = plan_trials(spec)
-            total = planned_count(spec)
-            here = local_resources()
-            plan = plan_resources(spec, here, total)  # raises SpecError: what a local Ray could not place
-            if spec.tracking_uri.startswith(("http://", "https://")):
-                from ._tracking import tracking_server_problem
-
-                if (why := tracking_server_problem(spec.tracking_uri)) is not None:
-                    raise SpecError([why], "tracking")
-            console.print(f"{total} trials, {plan['max_concurrent_trials']} at a time on this machine's "
-                          f"{here['CPU']:g} CPU(s) and {here['GPU']:g} GPU(s); data {spec.data_path}; "
-                          f"MLflow {spec.tracking_uri}")
-            for t in trials:
-                console.print(f"  {t['label']}", highlight=False)
-            if spec.search.algorithm == "tpe":
-                from ._search import describe_space
-
-                for line in describe_space(spec):
-                    console.print(f"  {line}", highlight=False)
-            return
-        from ._sweep import SweepError, run_sweep
-
-        try:
-            result = run_sweep(spec, console=console, verbose=verbose, sweep_id=sweep_id, resume=sweep_id is not None)
-        except SweepError as exc:
-            _fail(str(exc))
-    except SpecError as exc:
+        result = launch_sweep(request, console)
+    except (SpecError, SweepError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail("interrupted; runs left unfinished are marked KILLED in MLflow; finish them with "
-              "`launch sweep [SPEC] --resume latest`", 130)
-    console.print(f"\nReport: {result.report_dir / 'report.md'}\nBrowse: launch ui --dir {spec.tracking.dir}")
-    if result.interrupted:
-        import shlex
+        again = request.command(resume="latest")
+        _fail(f"interrupted; runs left unfinished are marked KILLED in MLflow; finish them with `{again}`", 130)
+    if result is None:  # a dry run
+        return
+    _print_outcome(request, result)
 
-        again = shlex.join(["launch", "sweep", *([spec_file] if spec_file else []), "--resume", result.sweep_id])
+
+def _print_outcome(request, result) -> None:
+    """The sweep's end: where the report is, how to browse it; exit 130 if interrupted, 1 if a trial failed."""
+    report = result.report_dir / "report" / "report.md"
+    console.print(
+        f"\nReport: {report if report.is_file() else result.report_dir}\n"
+        f"Browse: launch ui --dir {shlex.quote(str(result.report_dir.parent.parent))}",
+        highlight=False,
+    )
+    if result.interrupted:
+        again = request.command(resume=result.sweep_id)
         _fail(f"interrupted; runs left unfinished are marked KILLED in MLflow; finish the sweep with `{again}`", 130)
-    if any(r["status"] == "ERROR" for r in result.rows):
-        _fail(f"{sum(r['status'] == 'ERROR' for r in result.rows)} trial(s) failed; their errors are in MLflow "
-              "(tag 'error') and under the Ray results directory", 1)
+    if failed := sum(r["status"] == "ERROR" for r in result.rows):
+        _fail(
+            f"{failed} trial(s) failed; their errors are in MLflow (tag 'error') and under the Ray results directory",
+            1,
+        )
 
 
 def _sweep_on_cluster(spec, source, cluster_file, address, shared_dirs, dry_run, detach, verbose, resume=None):
-    from ._cluster import ClusterError, follow, load_cluster, prepare, reattach_hint, submit
+    from ._cluster import (
+        ClusterError,
+        dry_run_lines,
+        failed_job_exit_code,
+        follow,
+        load_cluster,
+        prepare,
+        reattach_hint,
+        submit,
+    )
 
     try:
         cluster = load_cluster(cluster_file, address, tuple(shared_dirs))
         head, nodes = prepare(spec, source, cluster)
-        console.print(f"cluster {cluster.address}: {len(nodes)} node(s); token auth "
-                      f"{'on (token from ' + head.token_source + ')' if head.auth_mode == 'token' else 'off'}; "
-                      f"MLflow {spec.tracking_uri}", highlight=False, markup=False)
+        console.print(
+            f"cluster {cluster.address}: {len(nodes)} node(s); token auth "
+            f"{'on (token from ' + head.token_source + ')' if head.auth_mode == 'token' else 'off'}; "
+            f"MLflow {spec.tracking_uri}",
+            highlight=False,
+            markup=False,
+        )
         if dry_run:
-            from ._plan import planned_count
-            from ._sweep import plan_resources
-
-            n_trials = planned_count(spec)
-            total: dict[str, float] = {}
-            for n in nodes:
-                for k, v in (n.get("resources_total") or {}).items():
-                    total[k] = total.get(k, 0.0) + float(v)
-            plan = plan_resources(spec, total, n_trials)  # what the cluster's nodes could not place
-            console.print(f"{n_trials} trials, up to {plan['max_concurrent_trials']} at a time on the cluster's "
-                          f"{total.get('CPU', 0):g} CPU(s) and {total.get('GPU', 0):g} GPU(s); every check passed; "
-                          "nothing submitted")
+            for line in dry_run_lines(spec, nodes, cluster):
+                console.print(line, highlight=False)
             return
         job_id = submit(head, spec, verbose, resume=resume)
     except (ClusterError, SpecError) as exc:
@@ -181,15 +195,27 @@ def _sweep_on_cluster(spec, source, cluster_file, address, shared_dirs, dry_run,
         # Exit now: the log-stream thread may be mid-write, and an interpreter shutdown would wait on it.
         os._exit(130)
     if status != "SUCCEEDED":
-        _fail(f"job {job_id} ended {status}; its log: launch logs {job_id} --cluster {cluster_file}", 1)
+        _fail(
+            f"job {job_id} ended {status}; its log: {shlex.join(['launch', 'logs', job_id, '--cluster', str(cluster_file)])}",
+            failed_job_exit_code(head, job_id) if status == "FAILED" else 1,
+        )
     console.print(f"job {job_id} SUCCEEDED", highlight=False)
 
 
 def _cluster_options(f):
-    f = click.option("--address", default=None, metavar="http://HOST:8265",
-                     help="The head's dashboard (Jobs API), instead of the one the YAML names.")(f)
-    return click.option("--cluster", "cluster_file", required=True, type=click.Path(dir_okay=False),
-                        help="The cluster-launcher YAML the job was submitted with.")(f)
+    f = click.option(
+        "--address",
+        default=None,
+        metavar="http://HOST:8265",
+        help="The head's dashboard (Jobs API), instead of the one the YAML names.",
+    )(f)
+    return click.option(
+        "--cluster",
+        "cluster_file",
+        required=True,
+        type=click.Path(dir_okay=False),
+        help="The cluster-launcher YAML the job was submitted with.",
+    )(f)
 
 
 def _head(cluster_file, address):
@@ -220,8 +246,10 @@ def status(job_id, cluster_file, address):
     head = _head(cluster_file, address)
     info = _job_call(head.client.get_job_info, job_id)
     stamp = lambda ms: datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"  # noqa: E731
-    console.print(f"job {job_id}: [bold]{info.status.value}[/]  started {stamp(info.start_time)}  ended "
-                  f"{stamp(info.end_time)}", highlight=False)
+    console.print(
+        f"job {job_id}: [bold]{info.status.value}[/]  started {stamp(info.start_time)}  ended {stamp(info.end_time)}",
+        highlight=False,
+    )
     if info.message:
         console.print(f"  {info.message}", highlight=False, markup=False)
 
@@ -229,7 +257,9 @@ def status(job_id, cluster_file, address):
 @main.command()
 @click.argument("job_id")
 @_cluster_options
-@click.option("--follow", "-f", is_flag=True, help="Keep streaming until the job ends (Ctrl-C stops following, not the job).")
+@click.option(
+    "--follow", "-f", is_flag=True, help="Keep streaming until the job ends (Ctrl-C stops following, not the job)."
+)
 def logs(job_id, cluster_file, address, follow):
     """The driver log of a sweep submitted with `launch sweep --cluster`."""
     from ._cluster import follow as follow_job
@@ -257,55 +287,113 @@ def stop(job_id, cluster_file, address, wait):
     head = _head(cluster_file, address)
     _job_call(head.client.stop_job, job_id)
     deadline = time.time() + wait
-    while (state := head.client.get_job_status(job_id).value) not in ("STOPPED", "SUCCEEDED", "FAILED") \
-            and time.time() < deadline:
+    while (state := head.client.get_job_status(job_id).value) not in (
+        "STOPPED",
+        "SUCCEEDED",
+        "FAILED",
+    ) and time.time() < deadline:
         time.sleep(1)
     console.print(f"job {job_id}: {state}", highlight=False)
 
 
 @main.command("mlflow-server")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Bind address; 0.0.0.0 lets cluster nodes reach it (MLflow's server has no authentication: "
-                   "keep it on a private network).")
-@click.option("--port", default=5000, show_default=True)
-@click.option("--dir", "store_dir", default="tailsweep-runs/mlflow-server", show_default=True,
-              help="SQLite store (mlflow.db) and artifacts (artifacts/) of the server.")
-def mlflow_server(host, port, store_dir):
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Bind address; 0.0.0.0 lets cluster nodes reach it. Beyond loopback the server requires a user name "
+    "and password (MLflow's basic auth): the admin's are created on the first start, in a file under --dir.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
+@click.option(
+    "--dir",
+    "store_dir",
+    default="tailsweep-runs/mlflow-server",
+    show_default=True,
+    help="SQLite store (mlflow.db), artifacts (artifacts/) and, with authentication, the users and their "
+    "credentials files (mode 0600).",
+)
+@click.option(
+    "--auth",
+    is_flag=True,
+    help="Require a user name and password on a loopback address too (e.g. behind a TLS reverse proxy on "
+    "this machine). On by default beyond loopback, and for a --dir served with authentication before.",
+)
+@click.option(
+    "--sweeps-user",
+    is_flag=True,
+    help="Also create user 'sweeps' (EDIT on every experiment, not an admin); its credentials go to "
+    "DIR/sweeps-credentials. Implies --auth.",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Serve without authentication even beyond loopback: anyone who reaches the port can read, change and "
+    "delete every run.",
+)
+def mlflow_server(host, port, store_dir, auth, sweeps_user, insecure_no_auth):
     """Run an MLflow tracking server (SQLite + proxied artifacts under --dir) for sweeps on a cluster:
-    pass its address as --set tracking.uri=http://HOST:PORT."""
-    import os
-    import socket
+    pass its address as --set tracking.uri=http://HOST:PORT, and its credentials as MLflow clients take
+    them (~/.mlflow/credentials, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)."""
+    from ._server import ServerError, plan_mlflow_server, run_mlflow_server
 
-    from ._cluster import mlflow_server_command
-
-    if (why := _port_problem(host, port)) is not None:
-        _fail(f"launch mlflow-server: {why}")
-    Path(store_dir).expanduser().mkdir(parents=True, exist_ok=True)
-    shown = socket.getfqdn() if host in ("0.0.0.0", "::") else host
-    console.print(f"MLflow tracking server: http://{shown}:{port}  (store {Path(store_dir).expanduser().resolve()}; "
-                  "Ctrl-C to stop)", highlight=False)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(f"[yellow]listening on {host}: anyone who reaches port {port} can read and write runs[/]")
+    try:
+        plan = plan_mlflow_server(host, port, store_dir, auth, insecure_no_auth, sweeps_user)
+    except ServerError as exc:
+        _fail(f"launch mlflow-server: {exc}")
+    console.print(
+        f"MLflow tracking server: {plan.url}  (store {plan.store}; "
+        f"{'basic auth on' if plan.auth else 'no authentication'}; Ctrl-C to stop)",
+        highlight=False,
+        markup=False,
+    )
+    for warning in plan.warnings(host):
+        err_console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
+    if plan.auth is not None:
+        console.print(
+            f"admin credentials: {plan.auth.admin} ({'created now; ' if plan.admin_created else ''}mode 0600). "
+            "Clients read them from ~/.mlflow/credentials (same format) or from MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD",
+            highlight=False,
+            markup=False,
+        )
     sys.stdout.flush()
-    cmd = mlflow_server_command(host, port, store_dir)
-    # MLflow's GenAI job runner (an extra consumer process) serves nothing a sweep uses
-    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    os.execv(cmd[0], cmd)  # the server replaces this process: stopping it stops the server
+    try:
+        code = run_mlflow_server(plan, lambda line: console.print(line, highlight=False, markup=False))
+    except ServerError as exc:
+        _fail(f"launch mlflow-server: {exc}")
+    sys.exit(code)
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def schemes(as_json):
-    """List the weighting schemes: parameters, defaults, search ranges, paper."""
-    from ..losses import SCHEMES
+    """List the weighting schemes: parameters, defaults, domains, search ranges, paper. Formulas, sources and
+    where the authors' code differs from the paper: docs/methods.md."""
+    from ..losses import METHODS_DOC, SCHEMES
 
     if as_json:
-        out = {n: {"summary": s.summary, "paper": s.paper,
-                   "params": {k: {"default": p.default, "range": [p.low, p.high] if p.searchable else None,
-                                  "scale": p.scale, "choices": list(p.choices) or None, "doc": p.doc}
-                              for k, p in s.params.items()},
-                   "needs_hierarchy": s.needs_hierarchy, "needs_ensemble": s.needs_ensemble}
-               for n, s in SCHEMES.items()}
+        out = {
+            n: {
+                "summary": s.summary,
+                "paper": s.paper,
+                "params": {
+                    k: {
+                        "default": p.default,
+                        "domain": None if p.choices else p.domain() + (" or null" if p.nullable else ""),
+                        "range": [p.low, p.high] if p.searchable else None,
+                        "scale": p.scale,
+                        "choices": list(p.choices) or None,
+                        "doc": p.doc,
+                    }
+                    for k, p in s.params.items()
+                },
+                "needs_hierarchy": s.needs_hierarchy,
+                "needs_ensemble": s.needs_ensemble,
+                "methods": f"{METHODS_DOC}#{n}",
+            }
+            for n, s in SCHEMES.items()
+        }
         click.echo(json.dumps(out, indent=2))
         return
     from rich.markup import escape
@@ -315,12 +403,18 @@ def schemes(as_json):
     for col in ("scheme", "parameters (default, search range)", "what it does", "paper"):
         table.add_column(col)
     for name, s in SCHEMES.items():
-        params = "\n".join(
-            f"{k}={p.default}" + (f" [{p.low}, {p.high}]{' ' + p.scale if p.scale != 'linear' else ''}" if p.searchable else "")
-            + (f" ({'|'.join(p.choices)})" if p.choices else "")
-            for k, p in s.params.items()) or "-"
+        params = (
+            "\n".join(
+                f"{k}={p.default}"
+                + (f" [{p.low}, {p.high}]{' ' + p.scale if p.scale != 'linear' else ''}" if p.searchable else "")
+                + (f" ({'|'.join(p.choices)})" if p.choices else "")
+                for k, p in s.params.items()
+            )
+            or "-"
+        )
         table.add_row(name, escape(params), escape(s.summary), escape(s.paper))  # "[omega, ...]" is not markup
     console.print(table)
+    console.print(f"Formulas, sources and where the authors' code differs from the paper: {METHODS_DOC}")
 
 
 @main.command()
@@ -328,39 +422,52 @@ def schemes(as_json):
 @click.option("--dir", "runs_dir", default="tailsweep-runs", show_default=True, help="The sweeps' tracking.dir.")
 @click.option("--uri", default=None, help="MLflow tracking URI (default: the SQLite store under --dir).")
 @click.option("--experiment", default=None, help="MLflow experiment (default: search all).")
-@click.option("--out", default=None, help="A folder, or a .md file (its PNGs/HTML go in a sibling folder); "
-                                          "default <dir>/sweeps/<sweep id>/report/.")
-@click.option("--baseline", default=None, help="Setting the paired tests and the bootstrap compare against "
-                                               "(default: unweighted; mcloss when the sweep has it).")
+@click.option(
+    "--out",
+    default=None,
+    help="A folder, or a .md file (its PNGs/HTML go in a sibling folder); default <dir>/sweeps/<sweep id>/report/.",
+)
+@click.option(
+    "--baseline",
+    default=None,
+    help="Setting the paired tests and the bootstrap compare against "
+    "(default: unweighted; mcloss when the sweep has it).",
+)
 @click.option("--title", default=None, help="Report title.")
 def report(sweep, runs_dir, uri, experiment, out, baseline, title):
-    """Write the comparison report of SWEEP (an id, a unique prefix, or 'latest') from MLflow:
-    mean ± std and 95 % CI per scheme, frequency buckets, paired Wilcoxon tests over seeds, the paired bootstrap over
-    test rows, the per-label view, both threshold rules, plots; Markdown + PNG + HTML, logged to the sweep's parent
-    run."""
+    """Write the comparison report of SWEEP (an id, a unique prefix, or 'latest') from MLflow: a verdict first
+    (also the parent run's description), the mean and the seeds' range per setting, the paired bootstrap over test
+    rows, frequency buckets, recall per hierarchy depth, paired Wilcoxon tests over seeds, the per-label view,
+    both threshold rules, post-hoc logit adjustment of each setting (no retraining), the Pareto front of a
+    multi-objective search, plots; Markdown + PNG + HTML, logged to the sweep's parent run. Prints the report's
+    path."""
     from ..analysis.report import ReportError, write_report
+    from ._store import store_to_read
 
     root = Path(runs_dir).expanduser().resolve()
-    if uri is None:
-        db = root / "mlflow.db"
-        if not db.is_file():
-            _fail(f"no MLflow store at {db}; pass --dir (the sweep's tracking.dir) or --uri")
-        uri = f"sqlite:///{db}"
+    uri = store_to_read(uri, root)  # an existing store (MLflow would create one), its server answering
     try:
+        from mlflow.tracking import MlflowClient
+
         from ..analysis.report import find_sweep
+        from ._store import foreign_artifacts
 
-        if out is None:
-            from mlflow.tracking import MlflowClient
-
-            client = MlflowClient(uri)
-            sweep_id, _ = find_sweep(client, [e.experiment_id for e in client.search_experiments()], sweep)
-            out = root / "sweeps" / sweep_id / "report"
-        md, data = write_report(uri, sweep, Path(out), experiment, baseline, title)
+        client = MlflowClient(uri)
+        sweep_id, parent = find_sweep(client, [e.experiment_id for e in client.search_experiments()], sweep)
+        out = root / "sweeps" / sweep_id / "report" if out is None else out
+        foreign = foreign_artifacts(uri, parent.info.artifact_uri)  # a copied store: its runs point at the original
+        md, data = write_report(uri, sweep, Path(out), experiment, baseline, title, log_to_mlflow=foreign is None)
     except ReportError as exc:
         _fail(str(exc))
+    if foreign is not None:
+        console.print(f"not logged to MLflow: {foreign}", style="yellow", highlight=False, markup=False)
     missing = [t for t in data.trials if not t.complete]
-    console.print(f"wrote {md} ({len(data.trials) - len(missing)}/{len(data.trials)} trials complete"
-                  + (f"; missing: {', '.join(f'{t.name} ({t.status})' for t in missing)}" if missing else "") + ")")
+    console.print(data.verdict + "\n", markup=False, highlight=False)
+    console.print(
+        f"wrote {md} ({len(data.trials) - len(missing)}/{len(data.trials)} trials complete"
+        + (f"; missing: {', '.join(f'{t.name} ({t.status})' for t in missing)}" if missing else "")
+        + ")"
+    )
 
 
 @main.group()
@@ -368,18 +475,28 @@ def reproduce():
     """Reproduce published results (resumable: finished runs are recorded and skipped)."""
 
 
-_HMC_HELP_DATASETS = ("every set with a published C-HMCNN value: the FUN and GO sets and diatoms_others, "
-                      "enron_others, imclef07a_others, imclef07d_others; those not under --data-dir are skipped, "
-                      "with the reason")
+_HMC_HELP_DATASETS = (
+    "every set with a published C-HMCNN value: the FUN and GO sets and diatoms_others, "
+    "enron_others, imclef07a_others, imclef07d_others; those not under --data-dir are skipped, "
+    "with the reason"
+)
 
 
 @reproduce.command("hmc")
-@click.option("--datasets", default="all", show_default=True,
-              help="Comma-separated dataset names, or all: " + _HMC_HELP_DATASETS + ".")
-@click.option("--schemes", default="mcloss,node_imbalance,nif_margin_m2,nif_gated_margin_m2", show_default=True,
-              help="Comma-separated variants: mcloss, node_imbalance, nif_margin_m2, nif_gated_margin_m2 "
-                   "(node_imbalance_focal, 2 heads, as the authors run it), nif_margin_m4, nif_gated_margin_m4, "
-                   "node_imbalance_positives and nif_margin_m2_mean (the other readings), mcloss_lpros.")
+@click.option(
+    "--datasets",
+    default="all",
+    show_default=True,
+    help="Comma-separated dataset names, or all: " + _HMC_HELP_DATASETS + ".",
+)
+@click.option(
+    "--schemes",
+    default="mcloss,node_imbalance,nif_margin_m2,nif_gated_margin_m2",
+    show_default=True,
+    help="Comma-separated variants: mcloss, node_imbalance, nif_margin_m2, nif_gated_margin_m2 "
+    "(node_imbalance_focal, 2 heads, as the authors run it), nif_margin_m4, nif_gated_margin_m4, "
+    "node_imbalance_positives and nif_margin_m2_mean (the other readings), mcloss_lpros.",
+)
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated.")
 @click.option("--results", default="docs/results/hmc", show_default=True, help="Per-run result files.")
 @click.option("--data-dir", default="../shared/data", show_default=True)
@@ -388,6 +505,7 @@ _HMC_HELP_DATASETS = ("every set with a published C-HMCNN value: the FUN and GO 
 def reproduce_hmc_cmd(datasets, schemes, seeds, results, data_dir, runs_dir, report):
     """C-HMCNN's protocol (constant lr, train on train + valid, last model) on the HMC benchmarks for each scheme
     and seed; then docs/results-hmc.md."""
+    from ..inputs import int_list
     from ._reproduce import DEFAULT_DATASETS, HMC_DATASETS, VARIANTS, report_hmc, reproduce_hmc
 
     names = list(DEFAULT_DATASETS) if datasets == "all" else [d for d in datasets.split(",") if d]
@@ -401,11 +519,20 @@ def reproduce_hmc_cmd(datasets, schemes, seeds, results, data_dir, runs_dir, rep
     results_dir = Path(results)
     if not report:
         try:
-            reproduce_hmc(names, variants, [int(k) for k in seeds.split(",") if k],
-                          results_dir.resolve(), Path(data_dir).resolve(), Path(runs_dir).resolve(), console)
+            reproduce_hmc(
+                names,
+                variants,
+                int_list(seeds, "--seeds", minimum=0),
+                results_dir.resolve(),
+                Path(data_dir).resolve(),
+                Path(runs_dir).resolve(),
+                console,
+            )
         except SpecError as exc:
             _fail(str(exc))
-    out = results_dir.parent.parent / "results-hmc.md" if results_dir.parent.name == "results" else Path("results-hmc.md")
+    out = (
+        results_dir.parent.parent / "results-hmc.md" if results_dir.parent.name == "results" else Path("results-hmc.md")
+    )
     report_hmc(results_dir, out)
     console.print(f"wrote {out}")
 
@@ -427,12 +554,24 @@ def data_synth(out, n_train, n_val, n_test, image_size, seed):
     from rich.progress import Progress
 
     from ..datasets import TableError, label_stats, synth_garments
+    from .spec import SynthSpec, option_problems
+
+    sizes = {"n_train": n_train, "n_val": n_val, "n_test": n_test, "image_size": image_size, "seed": seed}
+    if problems := option_problems(SynthSpec, sizes):  # the checks of the spec's data.synth keys
+        _fail("launch data synth: " + "; ".join(problems))
 
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("drawing garments", total=n_train + n_val + n_test)
-            table = synth_garments(out, n_train, n_val, n_test, image_size, seed,
-                                   progress=lambda done, total: progress.update(task, completed=done))
+            table = synth_garments(
+                out,
+                n_train,
+                n_val,
+                n_test,
+                image_size,
+                seed,
+                progress=lambda done, total: progress.update(task, completed=done),
+            )
     except TableError as exc:
         _fail(str(exc))
     stats = label_stats(table)
@@ -443,15 +582,24 @@ def data_synth(out, n_train, n_val, n_test, image_size, seed):
 @data.command("import-hmc")
 @click.argument("dataset")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--data-dir", default="../shared/data", show_default=True,
-              help="Folder holding DATASET/DATASET.{train,valid,test}.arff[.gz], or for an others set "
-                   "(diatoms_others, enron_others, imclef07a_others, imclef07d_others) its train/trainvalid and test "
-                   "files (e.g. Enron_corr_trainvalid.arff, Enron_corr_test.arff) in DATASET/, others/ or here; "
-                   "such a set has no validation file: 10% of its training file is carved out as val (seeded).")
-@click.option("--preprocess", type=click.Choice(["chmcnn", "trainval", "impute"]), default="chmcnn", show_default=True,
-              help="chmcnn (C-HMCNN's code): each split mean-imputed with its own column means, then standardised "
-                   "with a scaler fitted on train+val; trainval: imputer and scaler both fitted on train+val (no "
-                   "test statistics used); impute: means from train only, no scaling.")
+@click.option(
+    "--data-dir",
+    default="../shared/data",
+    show_default=True,
+    help="Folder holding DATASET/DATASET.{train,valid,test}.arff[.gz], or for an others set "
+    "(diatoms_others, enron_others, imclef07a_others, imclef07d_others) its train/trainvalid and test "
+    "files (e.g. Enron_corr_trainvalid.arff, Enron_corr_test.arff) in DATASET/, others/ or here; "
+    "such a set has no validation file: 10% of its training file is carved out as val (seeded).",
+)
+@click.option(
+    "--preprocess",
+    type=click.Choice(["chmcnn", "trainval", "impute"]),
+    default="chmcnn",
+    show_default=True,
+    help="chmcnn (C-HMCNN's code): each split mean-imputed with its own column means, then standardised "
+    "with a scaler fitted on train+val; trainval: imputer and scaler both fitted on train+val (no "
+    "test statistics used); impute: means from train only, no scaling.",
+)
 @click.option("--download", is_flag=True, help="Fetch the ARFF files from C-HMCNN's public repository first.")
 def data_import_hmc(dataset, out, data_dir, preprocess, download):
     """Import an HMC benchmark (e.g. cellcycle_FUN, cellcycle_GO) from its ARFF files into OUT."""
@@ -465,29 +613,61 @@ def data_import_hmc(dataset, out, data_dir, preprocess, download):
     except (TableError, OSError) as exc:
         _fail(str(exc))
     stats = label_stats(table)
-    console.print(f"wrote {out}: {table.manifest.extra['hierarchy']} of {stats.num_labels} nodes, depth "
-                  f"{int(table.depths.max())}, {table.manifest.extra['features']} features, "
-                  f"{stats.n_train} train rows; {len(stats.zero_labels)} nodes without training positives")
+    console.print(
+        f"wrote {out}: {table.manifest.extra['hierarchy']} of {stats.num_labels} nodes, depth "
+        f"{int(table.depths.max())}, {table.manifest.extra['features']} features, "
+        f"{stats.n_train} train rows; {len(stats.zero_labels)} nodes without training positives"
+    )
 
 
 @data.command("import-images")
 @click.argument("csv_file", type=click.Path(dir_okay=False))
 @click.argument("image_dir", type=click.Path(file_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--image-col", default="image", show_default=True, help="CSV column with the image path (relative to IMAGE_DIR).")
+@click.option(
+    "--image-col", default="image", show_default=True, help="CSV column with the image path (relative to IMAGE_DIR)."
+)
 @click.option("--ext", default="", help="Appended to every path (e.g. .jpg when the CSV holds bare ids).")
 @click.option("--labels-col", default="labels", show_default=True, help="CSV column with labels ('' for none).")
 @click.option("--label-sep", default=";", show_default=True, help="Separator of several labels in one cell.")
-@click.option("--attribute-cols", default="", help="Comma-separated yes/no columns; a yes makes the column's name a label.")
-@click.option("--group-col", default=None, help="Rows sharing this column's value land in one split (e.g. a contributor id).")
-@click.option("--taxonomy", type=click.Path(dir_okay=False), default=None, help="YAML parent: [children] (nested for deeper levels).")
-@click.option("--drop-labels", default="", help="Comma-separated labels to remove (rows left without labels are dropped).")
+@click.option(
+    "--attribute-cols", default="", help="Comma-separated yes/no columns; a yes makes the column's name a label."
+)
+@click.option(
+    "--group-col", default=None, help="Rows sharing this column's value land in one split (e.g. a contributor id)."
+)
+@click.option(
+    "--taxonomy",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML parent: [children] (nested for deeper levels).",
+)
+@click.option(
+    "--drop-labels", default="", help="Comma-separated labels to remove (rows left without labels are dropped)."
+)
 @click.option("--splits", "fractions", default="0.7,0.15,0.15", show_default=True, help="train,val,test fractions.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the split.")
 @click.option("--max-side", type=int, default=None, help="Re-encode images whose shorter side is larger (JPEG q90).")
-@click.option("--skip-bad", is_flag=True, help="Leave out rows whose image is missing or unreadable (listed) instead of failing.")
-def data_import_images(csv_file, image_dir, out, image_col, ext, labels_col, label_sep, attribute_cols, group_col,
-                       taxonomy, drop_labels, fractions, seed, max_side, skip_bad):
+@click.option(
+    "--skip-bad", is_flag=True, help="Leave out rows whose image is missing or unreadable (listed) instead of failing."
+)
+def data_import_images(
+    csv_file,
+    image_dir,
+    out,
+    image_col,
+    ext,
+    labels_col,
+    label_sep,
+    attribute_cols,
+    group_col,
+    taxonomy,
+    drop_labels,
+    fractions,
+    seed,
+    max_side,
+    skip_bad,
+):
     """A CSV of images + their folder (+ a taxonomy) -> a label table at OUT, with seeded, stratified
     (and optionally grouped) train/val/test splits and the image bytes inside Parquet."""
     from rich.progress import Progress
@@ -503,22 +683,47 @@ def data_import_images(csv_file, image_dir, out, image_col, ext, labels_col, lab
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("reading images", total=None)
             table, report = import_images(
-                csv_file, image_dir, out, image_col=image_col, labels_col=labels_col or None, label_sep=label_sep,
-                attribute_cols=split(attribute_cols), group_col=group_col, taxonomy=taxonomy,
-                drop_labels=split(drop_labels), ext=ext, fractions=frac, seed=seed, max_side=max_side,
-                skip_bad=skip_bad, progress=lambda i, n: progress.update(task, completed=i, total=n))
+                csv_file,
+                image_dir,
+                out,
+                image_col=image_col,
+                labels_col=labels_col or None,
+                label_sep=label_sep,
+                attribute_cols=split(attribute_cols),
+                group_col=group_col,
+                taxonomy=taxonomy,
+                drop_labels=split(drop_labels),
+                ext=ext,
+                fractions=frac,
+                seed=seed,
+                max_side=max_side,
+                skip_bad=skip_bad,
+                progress=lambda i, n: progress.update(task, completed=i, total=n),
+            )
     except TableError as exc:
         _fail(str(exc))
     for line in report.skipped:
         console.print(f"[yellow]skipped[/] {line}")
+    if report.unused_taxonomy:
+        shown = ", ".join(report.unused_taxonomy[:20]) + (" ..." if len(report.unused_taxonomy) > 20 else "")
+        console.print(
+            f"warning: {len(report.unused_taxonomy)} taxonomy entr{'y' if len(report.unused_taxonomy) == 1 else 'ies'} "
+            f"match no CSV label and are not in the table: {shown} (a spelling that differs from the CSV, or "
+            "categories without images)",
+            style="yellow",
+            highlight=False,
+            markup=False,
+        )
     errors = [p for p in validate_table(table.root) if p.severity == "error"]
     if errors:
         _fail(f"{out}: the written table does not validate:\n" + "\n".join(map(str, errors)))
     stats = label_stats(table)
-    console.print(f"wrote {out}: {report.rows} images ({', '.join(f'{k} {v}' for k, v in report.split_rows.items())}; "
-                  f"groups {', '.join(f'{k} {v}' for k, v in report.split_groups.items())}), {stats.num_labels} labels "
-                  f"(depth {int(table.depths.max())}), {len(report.skipped)} skipped, dropped labels "
-                  f"{dict(report.dropped_labels) or 'none'}")
+    console.print(
+        f"wrote {out}: {report.rows} images ({', '.join(f'{k} {v}' for k, v in report.split_rows.items())}; "
+        f"groups {', '.join(f'{k} {v}' for k, v in report.split_groups.items())}), {stats.num_labels} labels "
+        f"(depth {int(table.depths.max())}), {len(report.skipped)} skipped, dropped labels "
+        f"{dict(report.dropped_labels) or 'none'}"
+    )
 
 
 @data.command("longtail")
@@ -536,8 +741,10 @@ def data_longtail(src, out, imbalance, seed):
     except TableError as exc:
         _fail(str(exc))
     before, after = summary["train_rows"]
-    console.print(f"wrote {out}: {after} of {before} training rows kept; achieved imbalance "
-                  f"{summary['achieved_imbalance']:.1f} (target {imbalance:g}); val and test unchanged")
+    console.print(
+        f"wrote {out}: {after} of {before} training rows kept; achieved imbalance "
+        f"{summary['achieved_imbalance']:.1f} (target {imbalance:g}); val and test unchanged"
+    )
 
 
 @data.command("validate")
@@ -554,8 +761,10 @@ def data_validate(table_dir, as_json):
     else:
         for p in problems:  # markup=False: locations read "[rows 3, 7]", "[column labels]"
             (err_console if p.severity == "error" else console).print(str(p), highlight=False, markup=False)
-        console.print(f"{table_dir}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)"
-                      + ("" if errors else " - OK"))
+        console.print(
+            f"{table_dir}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)"
+            + ("" if errors else " - OK")
+        )
     sys.exit(1 if errors else 0)
 
 
@@ -575,8 +784,10 @@ def data_stats(table_dir, as_json):
         errors = [p for p in validate_table(table_dir) if p.severity == "error"]
         if not errors:
             _fail(str(exc) if isinstance(exc, TableError) else f"{table_dir}: {type(exc).__name__}: {exc}")
-        _fail(f"{table_dir}: {len(errors)} problem(s) (`launch data validate` lists them all):\n"
-              + "\n".join(f"  - {p}" for p in errors[:20]))
+        _fail(
+            f"{table_dir}: {len(errors)} problem(s) (`launch data validate` lists them all):\n"
+            + "\n".join(f"  - {p}" for p in errors[:20])
+        )
     if as_json:
         click.echo(json.dumps(stats.to_dict(), indent=1))
         return
@@ -584,8 +795,14 @@ def data_stats(table_dir, as_json):
     for col in ("label", "name", "depth", "train count", "share", "bucket"):
         t.add_column(col)
     for row in sorted(stats.summary(), key=lambda r: -r["train_count"]):
-        t.add_row(row["label"], table.names[row["label"]], str(row["depth"]), str(row["train_count"]),
-                  f"{100 * row['train_count'] / max(stats.n_train, 1):.1f}%", row["bucket"])
+        t.add_row(
+            row["label"],
+            table.names[row["label"]],
+            str(row["depth"]),
+            str(row["train_count"]),
+            f"{100 * row['train_count'] / max(stats.n_train, 1):.1f}%",
+            row["bucket"],
+        )
     console.print(t)
     console.print("buckets: " + ", ".join(f"{b} {sum(x == b for x in stats.buckets)}" for b in BUCKETS))
     if stats.zero_labels:
@@ -596,77 +813,23 @@ def data_stats(table_dir, as_json):
 @click.option("--dir", "runs_dir", default="tailsweep-runs", show_default=True, help="The sweep's tracking.dir.")
 @click.option("--uri", default=None, help="MLflow tracking URI (default: sqlite store in --dir).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (keep it local unless you mean it).")
-@click.option("--port", default=5000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
 @click.option("--experiment", default="tailsweep", show_default=True)
 def ui(runs_dir, uri, host, port, experiment):
     """Open the MLflow UI on the sweep's store (runs view, parent runs with their trials folded under)."""
+    from ._server import port_problem, run_ui
+    from ._store import store_to_read
+
     root = Path(runs_dir).expanduser().resolve()
-    db = root / "mlflow.db"
-    if (why := _port_problem(host, port)) is not None:
+    if (why := port_problem(host, port)) is not None:
         _fail(f"launch ui: {why}")
-    if uri is None:
-        if not db.is_file():
-            _fail(f"no MLflow store at {db}; run `launch sweep` first or pass --dir/--uri")
-        uri = f"sqlite:///{db}"
+    uri = store_to_read(uri, root)  # an existing store: MLflow's server would create one
     from mlflow.tracking import MlflowClient
 
     exp = MlflowClient(uri).get_experiment_by_name(experiment)
     path = f"#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning" if exp else ""
     console.print(f"MLflow UI: http://{host}:{port}/{path}  (Ctrl-C to stop)")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    # MLflow's GenAI job runner (huey consumer processes) serves nothing the runs view uses
-    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    sys.exit(_serve(cmd))
-
-
-def _port_problem(host: str, port: int) -> str | None:
-    """None if ``host:port`` can be listened on now, else why not (another process holds it, say)."""
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        # as servers bind (uvicorn does): only a listening socket refuses, not connections in TIME_WAIT
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            return (f"cannot listen on {host}:{port} ({exc.strerror or exc}): another process holds the port; "
-                    f"pass --port with a free one (e.g. --port {port + 1}) or stop that process")
-    return None
-
-
-def _serve(cmd: list[str]) -> int:
-    """Run a server command in its own process group until it exits, Ctrl-C or SIGTERM; either signal stops the
-    whole group (MLflow's UI starts uvicorn workers: killing only its first process would leave them holding the
-    port). Returns its exit code (0 when stopped by a signal)."""
-    import signal
-    import subprocess
-
-    proc = subprocess.Popen(cmd, start_new_session=True)
-    stopped = []
-
-    def stop(sig, frame):
-        stopped.append(sig)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while True:
-            try:
-                code = proc.wait(timeout=0.5)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        if stopped:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=15)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
-    return 0 if stopped else code
+    sys.exit(run_ui(uri, host, port))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
-"""The Ray Train side of a trial: worker loop, models, metrics, in-Train MLflow logging."""
+"""The Ray Train side of a trial: worker recipe, models, metrics, in-Train MLflow logging."""
 
 from ._metrics import average_precision, compute_metrics, per_label_scores
 from ._models import MLP, MLPNet, build_model, check_backbone, list_backbones
-from .worker import WorkerConfig, train_loop_per_worker
+from .worker import TrialRecipe, train_loop_per_worker
 
 __all__ = [
     "MLP",
     "MLPNet",
-    "WorkerConfig",
+    "TrialRecipe",
     "average_precision",
     "build_model",
     "check_backbone",

@@ -40,23 +40,39 @@ def cached_table(table: LabelTable, backbone: str, image_size: int | None, weigh
 
 
 @torch.no_grad()
-def _encode(encoder: torch.nn.Module, table: LabelTable, split: str, image_size: int | None, device: torch.device,
-            batch_size: int, log) -> np.ndarray:
+def _encode(
+    encoder: torch.nn.Module,
+    table: LabelTable,
+    split: str,
+    image_size: int | None,
+    device: torch.device,
+    batch_size: int,
+    log,
+) -> np.ndarray:
     data = load_split(table, split, image_size)
     out = []
     t0 = time.perf_counter()
     for i in range(0, len(data), batch_size):
-        x = prepare_batch(data.inputs[i:i + batch_size], True, device)
+        x = prepare_batch(data.inputs[i : i + batch_size], True, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out.append(encoder(x).float().flatten(1).cpu())
         if log is not None and (i // batch_size) % 20 == 0:
-            log(f"embedding {split}: {min(i + batch_size, len(data))}/{len(data)} images "
-                f"({(i + batch_size) / max(time.perf_counter() - t0, 1e-9):.0f}/s)")
+            log(
+                f"embedding {split}: {min(i + batch_size, len(data))}/{len(data)} images "
+                f"({(i + batch_size) / max(time.perf_counter() - t0, 1e-9):.0f}/s)"
+            )
     return torch.cat(out).numpy() if out else np.zeros((0, 1), np.float32)
 
 
-def embedding_table(table: LabelTable, backbone: str, image_size: int | None, weights: str | None,
-                    device: torch.device, batch_size: int = 64, log=print) -> tuple[LabelTable, bool]:
+def embedding_table(
+    table: LabelTable,
+    backbone: str,
+    image_size: int | None,
+    weights: str | None,
+    device: torch.device,
+    batch_size: int = 64,
+    log=print,
+) -> tuple[LabelTable, bool]:
     """The embeddings of ``table``'s images under the frozen pretrained ``backbone``; (table, built now)."""
     from ._models import pretrained_encoder
 
@@ -77,13 +93,28 @@ def embedding_table(table: LabelTable, backbone: str, image_size: int | None, we
             for split in ("train", "val", "test"):
                 feats = _encode(encoder, table, split, image_size, device, batch_size, log)
                 src = table.read(split, ["id", "labels"])
-                splits[split] = pa.table({
-                    "id": src.column("id"), "labels": src.column("labels"),
-                    "features": pa.FixedSizeListArray.from_arrays(pa.array(feats.astype(np.float32).ravel()), width)})
+                splits[split] = pa.table(
+                    {
+                        "id": src.column("id"),
+                        "labels": src.column("labels"),
+                        "features": pa.FixedSizeListArray.from_arrays(
+                            pa.array(feats.astype(np.float32).ravel()), width
+                        ),
+                    }
+                )
             labels = [{"label": x, "parents": list(table.parents[x]), "name": table.names[x]} for x in table.labels]
-            manifest = Manifest(name=f"{table.name} [{key}]", input="features", source=table.name,
-                                extra={"source_digest": table.digest(), "encoder": backbone, "image_size": image_size,
-                                       "weights": weights or "bundled", "width": width})
+            manifest = Manifest(
+                name=f"{table.name} [{key}]",
+                input="features",
+                source=table.name,
+                extra={
+                    "source_digest": table.digest(),
+                    "encoder": backbone,
+                    "image_size": image_size,
+                    "weights": weights or "bundled",
+                    "width": width,
+                },
+            )
             try:
                 return write_table(root / key, manifest, labels, splits), True
             except TableError:

@@ -1,4 +1,4 @@
-"""Evaluation metrics of METHODS.md section 3, on the full eval split.
+"""Evaluation metrics of docs/methods.md section 3, on the full eval split.
 
 Two macro conventions are reported and named:
 
@@ -99,8 +99,9 @@ def _mean(x: np.ndarray) -> float:
     return float(x.mean()) if len(x) else float("nan")
 
 
-def compute_metrics(y: np.ndarray, p: np.ndarray, stats: LabelStats, threshold=THRESHOLD,
-                    closure=None) -> tuple[dict[str, float], list[dict]]:
+def compute_metrics(
+    y: np.ndarray, p: np.ndarray, stats: LabelStats, threshold=THRESHOLD, closure=None
+) -> tuple[dict[str, float], list[dict]]:
     """All headline metrics and the per-label table.
 
     Args:
@@ -141,20 +142,34 @@ def compute_metrics(y: np.ndarray, p: np.ndarray, stats: LabelStats, threshold=T
         for d in np.unique(stats.depths):
             m[f"recall_depth{int(d)}"] = _mean(s["recall"][(stats.depths == d) & has_pos])
     rows = [
-        {"label": stats.labels[j], "depth": int(stats.depths[j]), "train_count": int(stats.counts[j]),
-         "bucket": stats.buckets[j], "positives": int(s["positives"][j]), "predicted": int(s["predicted"][j]),
-         "ap": float(s["ap"][j]), "precision": float(s["precision"][j]), "recall": float(s["recall"][j]),
-         "f1": float(s["f1"][j])}
+        {
+            "label": stats.labels[j],
+            "depth": int(stats.depths[j]),
+            "train_count": int(stats.counts[j]),
+            "bucket": stats.buckets[j],
+            "positives": int(s["positives"][j]),
+            "predicted": int(s["predicted"][j]),
+            "ap": float(s["ap"][j]),
+            "precision": float(s["precision"][j]),
+            "recall": float(s["recall"][j]),
+            "f1": float(s["f1"][j]),
+        }
         for j in range(y.shape[1])
     ]
     return m, rows
 
 
-THRESHOLD_METRICS = ("micro_f1", "macro_precision", "macro_recall", "macro_f1", "macro_precision_allnodes",
-                     "macro_recall_allnodes", "macro_f1_allnodes")  # and recall_* / f1_* per bucket and depth
+THRESHOLD_METRICS = (
+    "micro_f1",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "macro_precision_allnodes",
+    "macro_recall_allnodes",
+    "macro_f1_allnodes",
+)  # and recall_* / f1_* per bucket and depth
 
 
 def threshold_dependent(metrics: dict[str, float]) -> dict[str, float]:
     """The metrics a threshold changes (not the AP family): what ``eval.thresholds: per_label`` logs again."""
-    return {k: v for k, v in metrics.items()
-            if k in THRESHOLD_METRICS or k.startswith(("recall_", "f1_"))}
+    return {k: v for k, v in metrics.items() if k in THRESHOLD_METRICS or k.startswith(("recall_", "f1_"))}

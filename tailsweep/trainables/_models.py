@@ -59,8 +59,15 @@ class EnsembleMLP(nn.Module):
     Each head is initialised like ``nn.Linear`` (uniform +-1/sqrt(fan_in)), independently.
     """
 
-    def __init__(self, in_features: int, num_labels: int, hidden: int = 512, layers: int = 2, dropout: float = 0.0,
-                 heads: int = 2):
+    def __init__(
+        self,
+        in_features: int,
+        num_labels: int,
+        hidden: int = 512,
+        layers: int = 2,
+        dropout: float = 0.0,
+        heads: int = 2,
+    ):
         super().__init__()
         self.heads = heads
         widths = [in_features] + [hidden] * layers + [num_labels]
@@ -126,8 +133,10 @@ def pretrained_encoder(backbone: str, weights: str | None) -> tuple[nn.Module, i
     if backbone in BUNDLED and weights is None:
         return efficientnet_lite0()
     if weights is None:
-        raise ValueError(f"backbone '{backbone}' has no bundled weights: name a local state-dict file in model.weights "
-                         f"(pretrained weights are never downloaded at run time), or use {', '.join(BUNDLED)}")
+        raise ValueError(
+            f"backbone '{backbone}' has no bundled weights: name a local state-dict file in model.weights "
+            f"(pretrained weights are never downloaded at run time), or use {', '.join(BUNDLED)}"
+        )
     from pathlib import Path
 
     path = Path(weights).expanduser()
@@ -185,9 +194,18 @@ class EncoderWithHead(nn.Module):
         return self.head(f.flatten(1))
 
 
-def build_model(backbone: str, num_labels: int, in_features: int | None = None, hidden: int = 512,
-                layers: int = 2, dropout: float = 0.0, heads: int | None = None, pretrained: bool = False,
-                weights: str | None = None, freeze: bool = False) -> nn.Module:
+def build_model(
+    backbone: str,
+    num_labels: int,
+    in_features: int | None = None,
+    hidden: int = 512,
+    layers: int = 2,
+    dropout: float = 0.0,
+    heads: int | None = None,
+    pretrained: bool = False,
+    weights: str | None = None,
+    freeze: bool = False,
+) -> nn.Module:
     """A torchvision backbone by name with ``num_labels`` outputs (random init; no hub downloads),
     or an :class:`MLPNet` when ``backbone == "mlp"``.
 
@@ -213,6 +231,7 @@ def build_model(backbone: str, num_labels: int, in_features: int | None = None, 
         return MLPNet(in_features, num_labels, hidden, layers, dropout)
     tv = import_torchvision()
     if heads is not None:
-        return SharedBackboneHeads(tv.models.get_model(backbone, weights=None, num_classes=num_labels * heads),
-                                   num_labels, heads)
+        return SharedBackboneHeads(
+            tv.models.get_model(backbone, weights=None, num_classes=num_labels * heads), num_labels, heads
+        )
     return tv.models.get_model(backbone, weights=None, num_classes=num_labels)

@@ -18,6 +18,8 @@ _SCHEMAS = (
     "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
     "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
 )
+
+
 def _version(dist: str) -> str:
     from importlib.metadata import version
 
@@ -46,5 +48,8 @@ def import_torchvision():
         _library.define(schema)
     logging.getLogger("tailsweep").warning(
         "torchvision %s: compiled ops do not match torch %s; using its pure-Python models and "
-        "transforms only (images are decoded with Pillow)", _version("torchvision"), torch.__version__)
+        "transforms only (images are decoded with Pillow)",
+        _version("torchvision"),
+        torch.__version__,
+    )
     return importlib.import_module("torchvision")

@@ -129,8 +129,17 @@ def test_bucket_metrics_by_hand():
 
 def test_metric_names_and_errors():
     b = buckets_for(6)
-    assert bs.metric_names(b) == ["micro_auprc", "macro_ap", "macro_f1", "recall_many", "f1_many",
-                                  "recall_medium", "f1_medium", "recall_few", "f1_few"]
+    assert bs.metric_names(b) == [
+        "micro_auprc",
+        "macro_ap",
+        "macro_f1",
+        "recall_many",
+        "f1_many",
+        "recall_medium",
+        "f1_medium",
+        "recall_few",
+        "f1_few",
+    ]
     with pytest.raises(ValueError, match="unknown metric"):
         bs.metric_fn("accuracy")
     with pytest.raises(ValueError, match="needs buckets"):
@@ -149,10 +158,14 @@ def test_metric_names_and_errors():
 
 def test_tiny_case_by_hand():
     y = np.array([[1], [0], [1], [0]], dtype=bool)
-    base = np.array([[0.9], [0.8], [0.3], [0.1]])   # + - + -  -> AP 1/2 * 1 + 1/2 * 2/3 = 5/6
+    base = np.array([[0.9], [0.8], [0.3], [0.1]])  # + - + -  -> AP 1/2 * 1 + 1/2 * 2/3 = 5/6
     other = np.array([[0.9], [0.2], [0.8], [0.1]])  # + + - -  -> AP 1
-    idx = np.array([[0, 0, 1, 2],    # weights 2, 1, 1, 0: base AP 2/3 * 1 + 1/3 * 3/4 = 11/12; other 1
-                    [1, 3, 3, 2]])   # weights 0, 1, 1, 2: base AP 1/2; other 1
+    idx = np.array(
+        [
+            [0, 0, 1, 2],  # weights 2, 1, 1, 0: base AP 2/3 * 1 + 1/3 * 3/4 = 11/12; other 1
+            [1, 3, 3, 2],
+        ]
+    )  # weights 0, 1, 1, 2: base AP 1/2; other 1
     np.testing.assert_allclose(bs.micro_auprc(y, base, idx), [11 / 12, 1 / 2])
     np.testing.assert_allclose(bs.macro_ap(y, base, idx), [11 / 12, 1 / 2])
     np.testing.assert_allclose(bs.micro_auprc(y, other, idx), [1, 1])
@@ -186,7 +199,8 @@ def test_weights_equal_duplicated_rows():
             np.testing.assert_allclose(got[k], want, atol=1e-12, err_msg=f"{name} resample {k}")
     dup = np.r_[0, 0, np.arange(1, 39)]
     assert bs.micro_auprc(y, p, dup[None])[0] == pytest.approx(
-        average_precision_score(y[dup].ravel(), p[dup].ravel()), abs=1e-12)
+        average_precision_score(y[dup].ravel(), p[dup].ravel()), abs=1e-12
+    )
 
 
 def test_dense_product_path_and_small_chunks(monkeypatch):
@@ -290,6 +304,22 @@ def test_pooled_seeds_mean_of_differences():
         bs.pooled_paired_bootstrap(y, {1: p}, {2: p}, names, n_resamples=10)
 
 
+def test_a_shared_baseline_cache_gives_the_same_figures_and_evaluates_the_baseline_once_per_seed(monkeypatch):
+    y, p = synthetic(n=120, c=6, seed=11)
+    rng = np.random.default_rng(4)
+    base = {s: np.clip(p + 0.2 * rng.normal(size=p.shape), 0, 1) for s in (0, 1)}
+    others = [{s: np.clip(p + k * rng.normal(size=p.shape), 0, 1) for s in (0, 1)} for k in (0.1, 0.3, 0.05)]
+    names = ["micro_auprc", "macro_ap", "macro_f1"]
+    plain = [bs.pooled_paired_bootstrap(y, base, o, names, n_resamples=200) for o in others]
+    calls = []
+    real = bs._evaluate
+    monkeypatch.setattr(bs, "_evaluate", lambda y, p, *a: calls.append(id(p)) or real(y, p, *a))
+    cache: dict = {}
+    cached = [bs.pooled_paired_bootstrap(y, base, o, names, n_resamples=200, base_cache=cache) for o in others]
+    assert cached == plain
+    assert sum(c in {id(b) for b in base.values()} for c in calls) == 2  # the baseline: once per seed, not 6 times
+
+
 def test_per_label_ap_diff():
     y, p = synthetic(n=200, c=5, seed=11)
     y[:, 3] = False  # no test positives: NaN
@@ -299,8 +329,18 @@ def test_per_label_ap_diff():
     idx = bs.resample_indices(200, 300, seed=1)
     diff, low, high = bs.per_label_ap_diff(y, base, other, idx)
     assert diff.shape == low.shape == high.shape == (5,)
-    want = np.mean([[average_precision_score(y[:, j], other[s][:, j]) - average_precision_score(y[:, j], base[s][:, j])
-                     if y[:, j].any() else np.nan for j in range(5)] for s in (0, 1)], axis=0)
+    want = np.mean(
+        [
+            [
+                average_precision_score(y[:, j], other[s][:, j]) - average_precision_score(y[:, j], base[s][:, j])
+                if y[:, j].any()
+                else np.nan
+                for j in range(5)
+            ]
+            for s in (0, 1)
+        ],
+        axis=0,
+    )
     np.testing.assert_allclose(diff, want, atol=1e-12)
     assert np.isnan(diff[3]) and np.isnan(low[3]) and np.isnan(high[3])
     ok = ~np.isnan(diff)

@@ -25,11 +25,27 @@ def _data(rows=300, seed=0):
 
 
 def _trial(name, seed, y, p, extra=None):
-    per_label = [{"label": f"l{j}", "train_count": str(COUNTS[j]), "bucket": BUCKET[j],
-                  "ap": str(float(np.mean(p[y[:, j], j] > np.median(p[:, j]))))} for j in range(LABELS)]
+    per_label = [
+        {
+            "label": f"l{j}",
+            "train_count": str(COUNTS[j]),
+            "bucket": BUCKET[j],
+            "ap": str(float(np.mean(p[y[:, j], j] > np.median(p[:, j])))),
+        }
+        for j in range(LABELS)
+    ]
     preds = {"p": p.astype(np.float16), "y": y, "rows": np.arange(len(y), dtype=np.int32), "n_test": np.int64(len(y))}
-    return Trial(f"{name}-{seed}", f"{name} seed={seed}", name, name, seed, "FINISHED",
-                 {"test/macro_ap": 0.5, **(extra or {})}, per_label=per_label, predictions=preds)
+    return Trial(
+        f"{name}-{seed}",
+        f"{name} seed={seed}",
+        name,
+        name,
+        seed,
+        "FINISHED",
+        {"test/macro_ap": 0.5, **(extra or {})},
+        per_label=per_label,
+        predictions=preds,
+    )
 
 
 def _groups(effect):
@@ -81,8 +97,9 @@ def test_the_per_label_view_draws_every_setting_and_lists_gains_and_losses(tmp_p
 def test_both_threshold_rules_side_by_side():
     groups = _groups(effect=0.0)
     for t in groups["better"]:
-        t.metrics.update({"test/macro_f1": 0.20, "test/tuned_macro_f1": 0.45, "test/recall_few": 0.0,
-                          "test/tuned_recall_few": 0.5})
+        t.metrics.update(
+            {"test/macro_f1": 0.20, "test/tuned_macro_f1": 0.45, "test/recall_few": 0.0, "test/tuned_recall_few": 0.5}
+        )
     blocks = threshold_blocks(groups, ["few"])
     (table,) = [b for b in blocks if b[0] == "table"]
     row = {r[0]: r for r in table[2]}["better"]

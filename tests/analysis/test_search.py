@@ -8,7 +8,7 @@ import math
 
 import optuna
 
-from tailsweep.analysis.report import Sweep, Trial, _fmt_ci
+from tailsweep.analysis.report import Sweep, Trial
 from tailsweep.analysis.search import (
     best_settings,
     configurations,
@@ -16,18 +16,25 @@ from tailsweep.analysis.search import (
     search_blocks,
     search_settings,
 )
-from tailsweep.analysis.stats import mean_ci
 
-PARAMS = {"spec.search.algorithm": "tpe", "spec.search.num_samples": "4", "spec.search.startup_trials": "null",
-          "spec.search.metric": "val/macro_ap", "spec.search.mode": "max", "spec.search.lr": "[0.001, 0.01]",
-          "spec.schemes": json.dumps([{"name": "unweighted", "search": {}},
-                                      {"name": "focal", "search": {"gamma": [0.5, 3.0]}}])}
+PARAMS = {
+    "spec.search.algorithm": "tpe",
+    "spec.search.num_samples": "4",
+    "spec.search.startup_trials": "null",
+    "spec.search.metric": "val/macro_ap",
+    "spec.search.mode": "max",
+    "spec.search.lr": "[0.001, 0.01]",
+    "spec.schemes": json.dumps(
+        [{"name": "unweighted", "search": {}}, {"name": "focal", "search": {"gamma": [0.5, 3.0]}}]
+    ),
+}
 
 
 def _trial(group, setting, seed, val, test=0.5, status="FINISHED"):
     metrics = {"val/best": val, "test/macro_ap": test, "test/micro_auprc": test} if status == "FINISHED" else {}
-    return Trial(f"{group}-{seed}", f"{setting} seed={seed}", setting, setting.split()[0], seed, status, metrics,
-                 group=group)
+    return Trial(
+        f"{group}-{seed}", f"{setting} seed={seed}", setting, setting.split()[0], seed, status, metrics, group=group
+    )
 
 
 def _sweep(tmp_path):
@@ -42,11 +49,16 @@ def _sweep(tmp_path):
     for entry, name, dims in ((0, "unweighted", ["lr"]), (1, "focal", ["gamma", "lr"])):
         study = optuna.create_study(study_name=f"sw/{name}", storage=storage, direction="maximize")
         for draw, v in enumerate(vals[entry]):
-            dist = {"lr": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True),
-                    "gamma": optuna.distributions.FloatDistribution(0.5, 3.0)}
+            dist = {
+                "lr": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True),
+                "gamma": optuna.distributions.FloatDistribution(0.5, 3.0),
+            }
             params = {"lr": 1e-3 * (1 + 2 * draw), "gamma": 0.5 + 0.8 * draw}
-            study.add_trial(optuna.trial.create_trial(params={k: params[k] for k in dims},
-                                                      distributions={k: dist[k] for k in dims}, value=v))
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params={k: params[k] for k in dims}, distributions={k: dist[k] for k in dims}, value=v
+                )
+            )
     return Sweep("sw", "parent", "sw", trials, PARAMS), tmp_path / "optuna.db"
 
 
@@ -65,7 +77,7 @@ def test_the_search_section_draws_the_history_and_the_importances(tmp_path):
     sweep, db = _sweep(tmp_path)
     out = tmp_path / "report"
     out.mkdir()
-    blocks = search_blocks(sweep, search_settings(sweep.params), out, db, _fmt_ci, mean_ci)
+    blocks = search_blocks(sweep, search_settings(sweep.params), out, db)
     images = [b[1] for b in blocks if b[0] == "img"]
     assert images == ["search_history.png", "param_importances.png"]
     assert all((out / i).stat().st_size > 10_000 for i in images)
@@ -80,5 +92,5 @@ def test_the_search_section_draws_the_history_and_the_importances(tmp_path):
 
 def test_a_missing_study_file_is_said_not_hidden(tmp_path):
     sweep, _ = _sweep(tmp_path)
-    blocks = search_blocks(sweep, search_settings(sweep.params), tmp_path, None, _fmt_ci, mean_ci)
+    blocks = search_blocks(sweep, search_settings(sweep.params), tmp_path, None)
     assert any("optuna.db) was found neither" in b[1] for b in blocks if b[0] == "p")

@@ -25,7 +25,7 @@ def test_write_refuses_nonempty_dir(tmp_path):
 
 
 def test_open_errors_name_the_file(tmp_path):
-    with pytest.raises(TableError, match="not a directory"):
+    with pytest.raises(TableError, match="no such folder"):
         LabelTable(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(TableError, match="manifest.json"):

@@ -77,8 +77,9 @@ def test_bad_row_names_file_and_line():
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "cellcycle_FUN").is_dir(), reason="../shared/data/cellcycle_FUN not present")
-@pytest.mark.parametrize("name,nodes,card,rare,zero", [("cellcycle_FUN", 499, 8.721, 290, 45),
-                                                        ("cellcycle_GO", 4122, 31.679, 3405, 943)])
+@pytest.mark.parametrize(
+    "name,nodes,card,rare,zero", [("cellcycle_FUN", 499, 8.721, 290, 45), ("cellcycle_GO", 4122, 31.679, 3405, 943)]
+)
 def test_real_benchmarks_match_their_published_statistics(tmp_path, name, nodes, card, rare, zero):
     if not (SHARED_DATA / name).is_dir():
         pytest.skip(f"../shared/data/{name} not present")
@@ -102,18 +103,23 @@ def _others(folder, files, text):
         (folder / name).write_text(text)
 
 
-OTHERS_TREE = "".join([
-    "@RELATION enron\n@ATTRIBUTE x numeric\n@ATTRIBUTE class hierarchical A,A/B,C\n@DATA\n",
-    *[f"{i}.0,{'A/B' if i % 3 == 0 else 'C' if i % 3 == 1 else 'A'}\n" for i in range(20)],
-    "?,C\n",
-])
+OTHERS_TREE = "".join(
+    [
+        "@RELATION enron\n@ATTRIBUTE x numeric\n@ATTRIBUTE class hierarchical A,A/B,C\n@DATA\n",
+        *[f"{i}.0,{'A/B' if i % 3 == 0 else 'C' if i % 3 == 1 else 'A'}\n" for i in range(20)],
+        "?,C\n",
+    ]
+)
 
 
-@pytest.mark.parametrize(("name", "files", "where"), [
-    ("enron_others", ["Enron_corr_trainvalid.arff", "Enron_corr_test.arff"], "enron_others"),
-    ("diatoms_others", ["Diatoms_train.arff", "Diatoms_test.arff"], "others"),
-    ("imclef07a_others", ["ImCLEF07A_Train.arff", "ImCLEF07A_Test.arff"], "."),
-])
+@pytest.mark.parametrize(
+    ("name", "files", "where"),
+    [
+        ("enron_others", ["Enron_corr_trainvalid.arff", "Enron_corr_test.arff"], "enron_others"),
+        ("diatoms_others", ["Diatoms_train.arff", "Diatoms_test.arff"], "others"),
+        ("imclef07a_others", ["ImCLEF07A_Train.arff", "ImCLEF07A_Test.arff"], "."),
+    ],
+)
 def test_others_layout_train_or_trainvalid_plus_test(tmp_path, name, files, where):
     src = tmp_path / "src"
     _others(src / where, files, OTHERS_TREE)

@@ -33,8 +33,15 @@ def _write(tmp_path, rows, header=("image", "labels", "kids", "sender"), images=
 def _rows(n=60):
     rng = np.random.default_rng(0)
     kinds = ["T-Shirt"] * 6 + ["Pants"] * 3 + ["Blouse"]
-    return [(f"i{i}.png", kinds[int(rng.integers(0, len(kinds)))] if i % 13 else "Not sure",
-             "true" if i % 7 == 0 else "false", f"s{i % 12}") for i in range(n)]
+    return [
+        (
+            f"i{i}.png",
+            kinds[int(rng.integers(0, len(kinds)))] if i % 13 else "Not sure",
+            "true" if i % 7 == 0 else "false",
+            f"s{i % 12}",
+        )
+        for i in range(n)
+    ]
 
 
 TAXONOMY = "upper body: [T-Shirt, Blouse]\nlower body: [Pants]\n"
@@ -43,8 +50,16 @@ TAXONOMY = "upper body: [T-Shirt, Blouse]\nlower body: [Pants]\n"
 def test_import_with_taxonomy_groups_and_attributes(tmp_path):
     path, folder = _write(tmp_path, _rows())
     (tmp_path / "tax.yaml").write_text(TAXONOMY)
-    table, report = import_images(path, folder, tmp_path / "t", labels_col="labels", attribute_cols=["kids"],
-                                  group_col="sender", taxonomy=tmp_path / "tax.yaml", drop_labels=["Not sure"])
+    table, report = import_images(
+        path,
+        folder,
+        tmp_path / "t",
+        labels_col="labels",
+        attribute_cols=["kids"],
+        group_col="sender",
+        taxonomy=tmp_path / "tax.yaml",
+        drop_labels=["Not sure"],
+    )
     assert not [p for p in validate_table(table.root) if p.severity == "error"]
     assert set(table.labels) == {"upper body", "lower body", "T-Shirt", "Blouse", "Pants", "kids"}
     assert list(table.parents["Blouse"]) == ["upper body"] and not table.parents["kids"]
@@ -53,7 +68,11 @@ def test_import_with_taxonomy_groups_and_attributes(tmp_path):
     assert (y[:, j["upper body"]] >= y[:, j["T-Shirt"]]).all()  # closed upward
     assert report.dropped_labels["Not sure"] > 0
     groups = {s: set(table.read(s, ["group"]).column("group").to_pylist()) for s in ("train", "val", "test")}
-    assert not (groups["train"] & groups["val"]) and not (groups["train"] & groups["test"]) and not (groups["val"] & groups["test"])
+    assert (
+        not (groups["train"] & groups["val"])
+        and not (groups["train"] & groups["test"])
+        and not (groups["val"] & groups["test"])
+    )
     assert sum(report.split_rows.values()) == report.rows
     import pyarrow.parquet as pq
 
@@ -70,7 +89,8 @@ def test_split_is_stratified_on_rare_labels_and_seeded():
 
 def test_missing_and_corrupt_images_are_named_and_skipped_only_when_asked(tmp_path):
     rows = [("a.png", "T-Shirt", "false", "1"), ("b.png", "Pants", "false", "2"), ("c.png", "Pants", "false", "3")] + [
-        (f"x{i}.png", "T-Shirt" if i % 2 else "Pants", "false", str(i)) for i in range(12)]
+        (f"x{i}.png", "T-Shirt" if i % 2 else "Pants", "false", str(i)) for i in range(12)
+    ]
     images = {r[0]: png_bytes() for r in rows if r[0] != "b.png"}
     images["c.png"] = b"not an image"
     path, folder = _write(tmp_path, rows, images=images)
@@ -104,12 +124,18 @@ def test_bad_taxonomy_is_refused(tmp_path):
     with pytest.raises(TableError, match="expected a mapping of parent"):
         read_taxonomy(tmp_path / "t.yaml")
     (tmp_path / "n.yaml").write_text("clothes:\n  upper: [Shirt]\n  lower: [Pants]\n")
-    assert read_taxonomy(tmp_path / "n.yaml") == {"clothes": [], "upper": ["clothes"], "lower": ["clothes"],
-                                                  "Shirt": ["upper"], "Pants": ["lower"]}
+    assert read_taxonomy(tmp_path / "n.yaml") == {
+        "clothes": [],
+        "upper": ["clothes"],
+        "lower": ["clothes"],
+        "Shirt": ["upper"],
+        "Pants": ["lower"],
+    }
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "clothing_dataset_full").is_dir(),
-                    reason="../shared/data/clothing_dataset_full not present")
+@pytest.mark.skipif(
+    not (SHARED_DATA / "clothing_dataset_full").is_dir(), reason="../shared/data/clothing_dataset_full not present"
+)
 def test_the_clothing_recipe(tmp_path):
     from pathlib import Path
 
@@ -117,9 +143,18 @@ def test_the_clothing_recipe(tmp_path):
 
     src = SHARED_DATA / "clothing_dataset_full"
     taxonomy = Path(__file__).resolve().parents[2] / "configs" / "taxonomies" / "clothing.yaml"
-    table, report = import_images(src / "labels.csv", src / "images", tmp_path / "clothing", labels_col="label",
-                                  ext=".jpg", attribute_cols=["kids"], group_col="sender_id", taxonomy=taxonomy,
-                                  drop_labels=["Not sure", "Skip"], skip_bad=True)
+    table, report = import_images(
+        src / "labels.csv",
+        src / "images",
+        tmp_path / "clothing",
+        labels_col="label",
+        ext=".jpg",
+        attribute_cols=["kids"],
+        group_col="sender_id",
+        taxonomy=taxonomy,
+        drop_labels=["Not sure", "Skip"],
+        skip_bad=True,
+    )
     assert not [p for p in validate_table(table.root) if p.severity == "error"]
     stats = label_stats(table)
     assert "Not sure" not in stats.labels and "Blouse" in stats.labels and stats.num_labels == 25

@@ -4,20 +4,25 @@ import numpy as np
 import pytest
 
 from tailsweep.datasets import (
-    TableError,
     exponential_profile,
     label_stats,
     longtail_rows,
     make_longtail,
 )
+from tailsweep.inputs import InputError
 from tests.conftest import make_features_table
 
 
 def test_exponential_profile_by_hand():
     counts = np.array([50, 400, 0, 100, 200])
     # ranks: 400 (0), 200 (1), 100 (2), 50 (3); n_max = 400, imbalance 100: 400 * 100^(-i/3)
-    expected = [min(50, round(400 * 100 ** (-3 / 3))), 400, 0, min(100, round(400 * 100 ** (-2 / 3))),
-                min(200, round(400 * 100 ** (-1 / 3)))]
+    expected = [
+        min(50, round(400 * 100 ** (-3 / 3))),
+        400,
+        0,
+        min(100, round(400 * 100 ** (-2 / 3))),
+        min(200, round(400 * 100 ** (-1 / 3))),
+    ]
     assert exponential_profile(counts, 100).tolist() == expected
 
 
@@ -38,5 +43,5 @@ def test_table_copy_keeps_val_and_test(tmp_path):
     assert after < before and table.manifest.extra["longtail"]["imbalance"] == 10
     counts = label_stats(table).counts
     assert counts.max() / counts[counts > 0].min() >= 3  # far more skewed than the source
-    with pytest.raises(TableError, match="--imbalance must be >= 1"):
+    with pytest.raises(InputError, match="--imbalance must be a finite number >= 1"):
         make_longtail(src.root, tmp_path / "bad", imbalance=0.5)

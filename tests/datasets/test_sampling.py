@@ -1,4 +1,4 @@
-"""Label-path oversampling (LPROS, METHODS.md section 2) by hand on a tiny tree."""
+"""Label-path oversampling (LPROS, docs/methods.md section 2) by hand on a tiny tree."""
 
 import numpy as np
 

@@ -41,8 +41,11 @@ def test_many_problems_reported_together(tmp_path):
 def test_wrong_types(tmp_path):
     t = make_features_table(tmp_path / "t")
     tbl = pq.read_table(t.path("train"))
-    tbl = tbl.set_column(tbl.schema.get_field_index("labels"), "labels",
-                         pa.array([",".join(x) for x in tbl.column("labels").to_pylist()]))
+    tbl = tbl.set_column(
+        tbl.schema.get_field_index("labels"),
+        "labels",
+        pa.array([",".join(x) for x in tbl.column("labels").to_pylist()]),
+    )
     tbl = tbl.set_column(0, "id", pa.array(np.arange(tbl.num_rows)))
     pq.write_table(tbl, t.path("train"))
     text = "\n".join(map(str, _errors(t.root)))
@@ -58,7 +61,8 @@ def test_undecodable_image_named_by_row(tmp_path):
     pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(t.path("val"))), t.path("val"))
     errs = _errors(t.root)
     assert [str(e) for e in errs] == [
-        "ERROR: val.parquet [rows 2, 6]: image bytes cannot be decoded -> re-encode those images as PNG/JPEG or drop the rows"]
+        "ERROR: val.parquet [rows 2, 6]: image bytes cannot be decoded -> re-encode those images as PNG/JPEG or drop the rows"
+    ]
 
 
 def test_hierarchy_problems(tmp_path):
@@ -66,8 +70,9 @@ def test_hierarchy_problems(tmp_path):
     labels = pq.read_table(t.root / "labels.parquet").to_pylist()
     labels[0]["parents"] = ["a/x"]  # a -> a/x -> a: a cycle
     labels[3]["parents"] = ["ghost"]
-    pq.write_table(pa.Table.from_pylist(labels, schema=pq.read_schema(t.root / "labels.parquet")),
-                   t.root / "labels.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(labels, schema=pq.read_schema(t.root / "labels.parquet")), t.root / "labels.parquet"
+    )
     text = "\n".join(map(str, _errors(t.root)))
     assert "cycle in parents" in text
     assert "parent 'ghost' is not a label" in text
@@ -87,8 +92,54 @@ def test_zero_positive_labels_are_a_warning(tmp_path):
     t = make_features_table(tmp_path / "t")
     labels = pq.read_table(t.root / "labels.parquet").to_pylist()
     labels.append({"label": "never", "parents": [], "name": "never", "depth": 1})
-    pq.write_table(pa.Table.from_pylist(labels, schema=pq.read_schema(t.root / "labels.parquet")),
-                   t.root / "labels.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(labels, schema=pq.read_schema(t.root / "labels.parquet")), t.root / "labels.parquet"
+    )
     problems = validate_table(t.root)
-    assert [p.severity for p in problems] == ["warning"]
-    assert "'never'" in str(problems[0])
+    assert {p.severity for p in problems} == {"warning"}  # (also: the table's training rows without labels)
+    zero = [p for p in problems if "no training positives" in p.message]
+    assert len(zero) == 1 and "'never'" in str(zero[0])
+
+
+def test_training_rows_without_labels_are_a_warning_and_all_of_them_an_error(tmp_path):
+    t = make_features_table(tmp_path / "t")
+    train = pq.read_table(t.root / "train.parquet")
+    empty = [i for i, ls in enumerate(train.column("labels").to_pylist()) if not ls]
+    assert 0 < len(empty) < train.num_rows
+    warned = [p for p in validate_table(t.root) if "training rows have no label" in p.message]
+    assert (
+        len(warned) == 1 and warned[0].severity == "warning" and f"{len(empty)} of {train.num_rows}" in str(warned[0])
+    )
+    cleared = train.set_column(1, "labels", pa.array([[]] * train.num_rows, pa.list_(pa.string())))
+    pq.write_table(cleared, t.root / "train.parquet")
+    assert any("there is nothing to learn" in str(p) for p in _errors(t.root))
+
+
+def test_every_hierarchy_problem_is_found_by_the_array_checks(tmp_path):
+    from tailsweep.datasets._graph import ancestor_closure, cycles, depths, edges_from_lists, heights
+
+    t = make_features_table(tmp_path / "t")
+    labels = pq.read_table(t.root / "labels.parquet").to_pylist()
+    labels += [{**labels[0], "label": f"extra{k}", "name": f"extra{k}", "parents": []} for k in range(6 - len(labels))]
+    names = [r["label"] for r in labels]
+    labels[0]["parents"] = [names[1]]
+    labels[1]["parents"] = [names[2]]
+    labels[2]["parents"] = [names[0]]  # 0 -> 1 -> 2 -> 0
+    labels[3]["parents"] = [names[3]]  # its own parent
+    labels[4]["parents"] = [names[0]]  # below the cycle, not on it
+    labels.append(dict(labels[5]))  # a duplicate id
+    pq.write_table(
+        pa.Table.from_pylist(labels, schema=pq.read_schema(t.root / "labels.parquet")), t.root / "labels.parquet"
+    )
+    text = [str(e) for e in _errors(t.root)]
+    cyc = [x for x in text if "cycle in parents" in x]
+    assert len(cyc) == 1 and cyc[0].count(" -> ") >= 4 and names[4] not in cyc[0].split(":", 2)[2]
+    assert any(f"label '{names[3]}']: is its own parent" in x for x in text)
+    assert any(f"duplicate label '{names[5]}' (also row 5)" in x for x in text)
+    # the helpers on a diamond: heights, depths, closure; and a cycle found as a path
+    child, parent = edges_from_lists([[], [0], [0], [1, 2], [3]])
+    assert heights(child, parent, 5).tolist() == [3, 2, 2, 1, 0]
+    assert depths(child, parent, 5).tolist() == [1, 2, 2, 3, 4]
+    assert ancestor_closure(child, parent, 5).toarray()[4].tolist() == [1, 1, 1, 1, 1]
+    assert cycles(child, parent, 5) == []
+    assert cycles(*edges_from_lists([[1], [2], [0], [0]]), 4) == [[0, 1, 2, 0]]

@@ -20,12 +20,25 @@ def test_cellcycle_go_every_hierarchical_scheme(tmp_path):
     schemes = [n for n, i in SCHEMES.items() if i.needs_hierarchy]
     entries = [{"name": n} for n in schemes] + [
         {"name": "node_imbalance_focal", "label": "nif-gmu", "params": {"heads": 3, "uncertainty": "gated_margin"}},
-        {"name": "mcloss", "label": "mcloss-lpros", "oversample": "lpros"}]
+        {"name": "mcloss", "label": "mcloss-lpros", "oversample": "lpros"},
+    ]
     schemes += ["nif-gmu", "mcloss-lpros"]
-    spec = load_spec(None, [f"data.path={table.root}", "model.backbone=mlp", "model.hidden=64",
-                            f"tracking.dir={tmp_path / 'runs'}", f"schemes={json.dumps(entries)}", "seeds=[0]",
-                            "train.epochs=2", "train.batch_size=64", "train.augment=false",
-                            "search.metric=val/micro_auprc"])
+    spec = load_spec(
+        None,
+        [
+            f"data.path={table.root}",
+            "model.backbone=mlp",
+            "model.hidden=64",
+            f"tracking.dir={tmp_path / 'runs'}",
+            f"schemes={json.dumps(entries)}",
+            "seeds=[0]",
+            "train.epochs=1",
+            "train.batch_size=128",
+            "train.augment=false",
+            "search.metric=val/micro_auprc",
+            "eval.prediction_rows=300",  # the report's bootstrap on a 300-row subsample: its cost, not its logic
+        ],
+    )
     result = run_sweep(spec)
     assert [r["status"] for r in result.rows] == ["DONE"] * len(schemes)
     client = MlflowClient(spec.tracking_uri)
@@ -41,8 +54,11 @@ def test_hierarchical_scheme_on_a_flat_table_is_refused_before_ray(tmp_path):
     from tailsweep.datasets import Manifest, write_table
     from tests.conftest import features_split
 
-    flat = write_table(tmp_path / "flat", Manifest(name="flat", input="features"),
-                       [{"label": x, "parents": []} for x in ("a/x", "a/y", "b")],
-                       {s: features_split(30, 8, np.random.default_rng(0)) for s in ("train", "val", "test")})
+    flat = write_table(
+        tmp_path / "flat",
+        Manifest(name="flat", input="features"),
+        [{"label": x, "parents": []} for x in ("a/x", "a/y", "b")],
+        {s: features_split(30, 8, np.random.default_rng(0)) for s in ("train", "val", "test")},
+    )
     spec = load_spec(None, [f"data.path={flat.root}", "model.backbone=mlp", "schemes=[mcloss]"])
     assert any("'mcloss' needs a label hierarchy; table 'flat' has none" in p for p in check_spec(spec))

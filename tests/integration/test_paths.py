@@ -48,8 +48,9 @@ def test_file_paths_against_the_file_and_set_paths_against_the_cwd(tmp_path, mon
     make_features_table(tmp_path / "project" / "tables" / "t")
     spec_file = tmp_path / "project" / "specs" / "s.yaml"
     spec_file.parent.mkdir(parents=True)
-    spec_file.write_text(yaml.safe_dump({"data": {"path": "../tables/t"}, "tracking": {"dir": "../runs"},
-                                         "model": {"backbone": "mlp"}}))
+    spec_file.write_text(
+        yaml.safe_dump({"data": {"path": "../tables/t"}, "tracking": {"dir": "../runs"}, "model": {"backbone": "mlp"}})
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -59,5 +60,7 @@ def test_file_paths_against_the_file_and_set_paths_against_the_cwd(tmp_path, mon
     over = load_spec(spec_file, ["tracking.dir=local-runs"])  # --set: against the current directory
     assert over.resolved().tracking.dir == str(elsewhere / "local-runs")
     shown = _launch("sweep", spec_file, "--show-spec", "--set", "tracking.dir=x", cwd=elsewhere)
-    assert f"dir: {elsewhere / 'x'}" in shown.stdout and f"path: {tmp_path / 'project' / 'tables' / 't'}" in shown.stdout
+    assert (
+        f"dir: {elsewhere / 'x'}" in shown.stdout and f"path: {tmp_path / 'project' / 'tables' / 't'}" in shown.stdout
+    )
     assert os.getcwd() == str(elsewhere)

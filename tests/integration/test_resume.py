@@ -27,7 +27,7 @@ from tailsweep.orchestrator._tracking import (
     SWEEP_TAG,
     TRIAL_TAG,
 )
-from tailsweep.trainables.worker import FAULT_ENV, FAULT_ONCE_ENV
+from tailsweep.trainables.hooks import FAULT_ENV, FAULT_ONCE_ENV
 from tests.conftest import make_features_table
 
 pytestmark = pytest.mark.integration
@@ -70,14 +70,25 @@ def _held_sweep(tmp_path, schemes, epochs, hold, extra=None, **train):
     table = make_features_table(tmp_path / "t", n=(160, 40, 40))
     runs = tmp_path / "runs"
     spec_file = tmp_path / "sweep.yaml"
-    spec_file.write_text(yaml.safe_dump({
-        "data": {"path": str(table.root)}, "model": {"backbone": "mlp", "hidden": 16},
-        "schemes": schemes, "seeds": [0], "train": {"epochs": epochs, "batch_size": 32, **train},
-        "resources": {"max_concurrent_trials": 1}, "tracking": {"dir": str(runs)}, **(extra or {})}))
+    spec_file.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"path": str(table.root)},
+                "model": {"backbone": "mlp", "hidden": 16},
+                "schemes": schemes,
+                "seeds": [0],
+                "train": {"epochs": epochs, "batch_size": 32, **train},
+                "resources": {"max_concurrent_trials": 1},
+                "tracking": {"dir": str(runs)},
+                **(extra or {}),
+            }
+        )
+    )
     held = tmp_path / "held"
     env = {**os.environ, FAULT_ENV: hold, FAULT_ONCE_ENV: str(held)}
-    driver = subprocess.Popen([str(LAUNCH), "sweep", str(spec_file)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    driver = subprocess.Popen(
+        [str(LAUNCH), "sweep", str(spec_file)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + 300
     while not held.exists():
         if driver.poll() is not None or time.monotonic() > deadline:
@@ -90,8 +101,9 @@ def _held_sweep(tmp_path, schemes, epochs, hold, extra=None, **train):
 
 def test_killed_driver_then_resume_finishes_every_trial_once(tmp_path):
     # the second trial is held in epoch 3 (epochs 1-2 logged and checkpointed)
-    driver, spec_file, runs, env = _held_sweep(tmp_path, ["unweighted", "inverse_frequency", "focal"], EPOCHS,
-                                               "hold@3:inverse_frequency", checkpoint_every_s=0)
+    driver, spec_file, runs, env = _held_sweep(
+        tmp_path, ["unweighted", "inverse_frequency", "focal"], EPOCHS, "hold@3:inverse_frequency", checkpoint_every_s=0
+    )
     try:
         time.sleep(4)  # past Tune's experiment-state period (TUNE_GLOBAL_CHECKPOINT_S = 2)
     finally:
@@ -104,24 +116,40 @@ def test_killed_driver_then_resume_finishes_every_trial_once(tmp_path):
     client = MlflowClient(f"sqlite:///{runs / 'mlflow.db'}")
     exp = client.get_experiment_by_name("tailsweep")
     (parent,) = [r for r in client.search_runs([exp.experiment_id]) if PARENT_TAG not in r.data.tags]
-    before = {r.data.tags["scheme"]: r for r in client.search_runs(
-        [exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")}
-    assert before["unweighted"].info.status == "FINISHED" and _history(client, before["unweighted"].info.run_id) == [1, 2, 3, 4]
+    before = {
+        r.data.tags["scheme"]: r
+        for r in client.search_runs([exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+    }
+    assert before["unweighted"].info.status == "FINISHED" and _history(client, before["unweighted"].info.run_id) == [
+        1,
+        2,
+        3,
+        4,
+    ]
     assert before["inverse_frequency"].info.status == "RUNNING"  # nothing ran to close it: SIGKILL
     assert _history(client, before["inverse_frequency"].info.run_id) == [1, 2]
     assert _history(client, before["focal"].info.run_id) == []
 
-    out = subprocess.run([str(LAUNCH), "sweep", str(spec_file), "--resume", "latest"], env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [str(LAUNCH), "sweep", str(spec_file), "--resume", "latest"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"resuming sweep {parent.data.tags[SWEEP_TAG]}" in out.stdout
 
-    after = {r.data.tags["scheme"]: r for r in client.search_runs(
-        [exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")}
+    after = {
+        r.data.tags["scheme"]: r
+        for r in client.search_runs([exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+    }
     assert set(after) == {"unweighted", "inverse_frequency", "focal"}
     every = client.search_runs([exp.experiment_id])
-    assert len(every) == 4, [(r.info.run_name, r.info.status, r.data.tags.get(SWEEP_TAG),
-                              r.data.tags.get(PARENT_TAG), r.info.run_id) for r in every]  # nothing duplicated
+    assert len(every) == 4, [
+        (r.info.run_name, r.info.status, r.data.tags.get(SWEEP_TAG), r.data.tags.get(PARENT_TAG), r.info.run_id)
+        for r in every
+    ]  # nothing duplicated
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
     for scheme, run in after.items():
         assert run.info.run_id == before[scheme].info.run_id
@@ -149,8 +177,10 @@ def test_ctrl_c_exits_130_with_the_resume_command_and_leaves_no_run_running(tmp_
     exp = client.get_experiment_by_name("tailsweep")
     (parent,) = [r for r in client.search_runs([exp.experiment_id]) if PARENT_TAG not in r.data.tags]
     assert f"--resume {parent.data.tags[SWEEP_TAG]}" in text and "interrupted" in text
-    statuses = {r.data.tags["scheme"]: r.info.status for r in client.search_runs(
-        [exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")}
+    statuses = {
+        r.data.tags["scheme"]: r.info.status
+        for r in client.search_runs([exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+    }
     assert statuses["unweighted"] == "KILLED" and "RUNNING" not in statuses.values(), statuses
     assert client.get_run(parent.info.run_id).info.status == "KILLED"
 
@@ -161,8 +191,13 @@ def test_killed_tpe_search_resumes_its_studies_and_runs_exactly_its_budget(tmp_p
     schemes = [{"name": "effective_number", "search": ["beta"]}, {"name": "focal", "search": {"gamma": [0.5, 3.0]}}]
     # trials in order: effective_number's first configuration (seeds 0, 1), then focal's, held in its epoch 2
     driver, spec_file, runs, env = _held_sweep(
-        tmp_path, schemes, 2, "hold@2:focal", checkpoint_every_s=0,
-        extra={"seeds": [0, 1], "search": {"algorithm": "tpe", "num_samples": 3, "lr": [0.001, 0.01]}})
+        tmp_path,
+        schemes,
+        2,
+        "hold@2:focal",
+        checkpoint_every_s=0,
+        extra={"seeds": [0, 1], "search": {"algorithm": "tpe", "num_samples": 3, "lr": [0.001, 0.01]}},
+    )
     try:
         time.sleep(4)  # past Tune's experiment-state period
     finally:
@@ -177,8 +212,13 @@ def test_killed_tpe_search_resumes_its_studies_and_runs_exactly_its_budget(tmp_p
     before = client.search_runs([exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
     assert len(before) < 12 and any(r.info.status == "RUNNING" for r in before)  # mid-search: SIGKILL closes nothing
 
-    out = subprocess.run([str(LAUNCH), "sweep", str(spec_file), "--resume", "latest"], env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [str(LAUNCH), "sweep", str(spec_file), "--resume", "latest"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     after = client.search_runs([exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
     per_scheme: dict[str, list] = {}

@@ -21,15 +21,24 @@ from tailsweep.orchestrator._lean.inline import (
 from tailsweep.orchestrator._sweep import run_sweep
 from tailsweep.orchestrator._tracking import PARENT_TAG, SWEEP_TAG
 from tailsweep.orchestrator.spec import load_spec
-from tailsweep.trainables.worker import FAULT_ENV
+from tailsweep.trainables.hooks import FAULT_ENV, TIMESTAMPS_ENV
 from tests.conftest import make_features_table
 
 pytestmark = pytest.mark.integration
 
 
 def _spec(tmp_path, table, *extra):
-    return load_spec(None, [f"data.path={table.root}", "model.backbone=mlp", "model.hidden=16",
-                            f"tracking.dir={tmp_path / 'runs'}", "train.batch_size=32", *extra])
+    return load_spec(
+        None,
+        [
+            f"data.path={table.root}",
+            "model.backbone=mlp",
+            "model.hidden=16",
+            f"tracking.dir={tmp_path / 'runs'}",
+            "train.batch_size=32",
+            *extra,
+        ],
+    )
 
 
 def _runs(spec, result):
@@ -57,8 +66,9 @@ class _PlacementGroups(tune.Callback):
         deadline = time.monotonic() + 15  # the last trial's process may still be shutting its group down
         for trial_id, pgs in self.named.items():
             (pg,) = pgs
-            while (state := placement_group_table().get(pg, {}).get("state")) != "REMOVED" and \
-                    time.monotonic() < deadline:
+            while (
+                state := placement_group_table().get(pg, {}).get("state")
+            ) != "REMOVED" and time.monotonic() < deadline:
                 time.sleep(0.2)
             self.at_end[trial_id] = state
 
@@ -104,8 +114,15 @@ class _LocalRay(tune.Callback):
 
 def test_sweep_statuses_metrics_and_artifacts(tmp_path):
     table = make_features_table(tmp_path / "t", n=(200, 60, 60))
-    spec = _spec(tmp_path, table, "schemes=[unweighted, inverse_frequency, focal, effective_number]",
-                 "seeds=[0]", "train.epochs=3", "scheduler.name=asha", "scheduler.grace_period=1")
+    spec = _spec(
+        tmp_path,
+        table,
+        "schemes=[unweighted, inverse_frequency, focal, effective_number]",
+        "seeds=[0]",
+        "train.epochs=3",
+        "scheduler.name=asha",
+        "scheduler.grace_period=1",
+    )
     groups, local = _PlacementGroups(), _LocalRay()
     os.environ[FAULT_ENV] = "raise@1:focal"  # the focal trial fails before its first report
     try:
@@ -158,13 +175,20 @@ def test_sweep_statuses_metrics_and_artifacts(tmp_path):
     assert run.data.params["scheme"] == scheme and "train/loss" in run.data.metrics
     assert any(r.info.status == "FINISHED" for r in children)
     parent_arts = {a.path for a in client.list_artifacts(result.parent_run_id)}
-    assert {"report.md", "trials.csv", "label_stats.csv", "spec.yaml"} <= parent_arts
-    report = (result.report_dir / "report.md").read_text()
+    assert {"summary.md", "trials.csv", "label_stats.csv", "spec.yaml"} <= parent_arts
+    assert not (result.report_dir / "report.md").exists()  # one word for each thing: summary.md, report/report.md
+    report = (result.report_dir / "summary.md").read_text()
     assert "unweighted" in report and "test macro-F1" in report
     # the full report still works with a failed (and maybe early-stopped) trial, and says what is missing
     assert {"report/report.md", "report/report.html", "report/per_label_f1.png"} <= {
-        a.path for a in client.list_artifacts(result.parent_run_id, "report")}
+        a.path for a in client.list_artifacts(result.parent_run_id, "report")
+    }
     full = (result.report_dir / "report" / "report.md").read_text()
+    # the verdict first, and as the parent run's description (the MLflow UI shows it); settings by their plan group
+    assert [x for x in full.splitlines() if x.startswith("## ")][0] == "## Verdict"
+    note = client.get_run(result.parent_run_id).data.tags["mlflow.note.content"]
+    assert note.startswith("## Verdict") and "Not covered:" in note
+    assert all(r.info.run_name == f"{r.data.params['setting']} seed={r.data.params['seed']}" for r in children)
     missing = full.split("## What is missing")[1]
     assert "focal" in missing and "FAILED" in missing and "injected failure at epoch 1" in missing
     assert "## Against `unweighted`" in full
@@ -184,12 +208,20 @@ def test_sweep_statuses_metrics_and_artifacts(tmp_path):
             assert mean in full
 
 
-def test_two_workers_per_trial_on_two_cpus(tmp_path):
+def test_two_workers_per_trial_on_two_cpus(tmp_path, monkeypatch):
+    monkeypatch.setenv(TIMESTAMPS_ENV, "1")  # the worker processes' start times, per result
     """DDP over gloo with a 2-worker group per trial: no worker-group deadlock on a 2-core machine; the
     second trial's group starts on the first one's processes (a new process group on kept workers)."""
     table = make_features_table(tmp_path / "t", n=(120, 40, 40))
-    spec = _spec(tmp_path, table, "schemes=[effective_number]", "seeds=[0, 1]", "train.epochs=2",
-                 "resources.workers_per_trial=2", "resources.cpus_per_worker=1")
+    spec = _spec(
+        tmp_path,
+        table,
+        "schemes=[effective_number]",
+        "seeds=[0, 1]",
+        "train.epochs=2",
+        "resources.workers_per_trial=2",
+        "resources.cpus_per_worker=1",
+    )
     procs, sync = _WorkerProcesses(), _SyncActors()
     result = run_sweep(spec, callbacks=[procs, sync])
     client, parents, children = _runs(spec, result)
@@ -219,16 +251,32 @@ def test_launch_ui_serves_the_sweep(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "tailsweep.orchestrator.cli", "ui", "--dir", str(tmp_path / "runs"),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tailsweep.orchestrator.cli",
+            "ui",
+            "--dir",
+            str(tmp_path / "runs"),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         body = json.dumps({"experiment_ids": [result.experiment_id], "max_results": 10}).encode()
         runs = None
         for _ in range(120):
             try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/runs/search", data=body,
-                                             headers={"Content-Type": "application/json"})
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/runs/search",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                )
                 runs = json.load(urllib.request.urlopen(req, timeout=5))["runs"]
                 break
             except OSError:
@@ -261,16 +309,24 @@ def test_launch_ui_serves_the_sweep(tmp_path):
 
 
 @pytest.mark.parametrize("checkpoint_every_s", [0, 600], ids=["resume-from-checkpoint", "redo-from-scratch"])
-def test_worker_restart_logs_every_epoch_exactly_once(tmp_path, checkpoint_every_s):
+def test_worker_restart_logs_every_epoch_exactly_once(tmp_path, checkpoint_every_s, monkeypatch):
     """A worker process dies mid-trial (lean settings on): the group restarts (from its last
     checkpoint, or from scratch when none was due yet), the trial finishes, and MLflow holds each
     epoch's metrics exactly once -- redone epochs are not logged again."""
-    from tailsweep.trainables.worker import FAULT_ONCE_ENV
+    monkeypatch.setenv(TIMESTAMPS_ENV, "1")
+    from tailsweep.trainables.hooks import FAULT_ONCE_ENV
 
     table = make_features_table(tmp_path / "t", n=(160, 40, 40))
-    spec = _spec(tmp_path, table, "schemes=[inverse_frequency, unweighted]", "seeds=[0]", "train.epochs=3",
-                 "train.max_failures=1", f"train.checkpoint_every_s={checkpoint_every_s}",
-                 "resources.max_concurrent_trials=1")
+    spec = _spec(
+        tmp_path,
+        table,
+        "schemes=[inverse_frequency, unweighted]",
+        "seeds=[0]",
+        "train.epochs=3",
+        "train.max_failures=1",
+        f"train.checkpoint_every_s={checkpoint_every_s}",
+        "resources.max_concurrent_trials=1",
+    )
     assert spec.resources.lean
     os.environ[FAULT_ENV] = "exit@3:inverse_frequency"  # kill the worker process at the start of epoch 3
     os.environ[FAULT_ONCE_ENV] = str(tmp_path / "fault-fired")
@@ -284,8 +340,22 @@ def test_worker_restart_logs_every_epoch_exactly_once(tmp_path, checkpoint_every
     assert len(children) == 2 and {r.info.status for r in children} == {"FINISHED"}
     for run in children:
         for key in ("val/macro_ap", "train/loss", "time/train_s"):
-            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], (key, run.info.run_name)
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], (
+                key,
+                run.info.run_name,
+            )
     assert all(r["status"] == "DONE" and r["test/macro_f1"] is not None for r in result.rows)
+    # the restart is on the run and in the rows: a worker process lost on a live node (not a node loss), resumed
+    # from the last checkpoint the controller had (epoch 2's, or epoch 1's if its report was not polled yet
+    # when the process died), or from scratch
+    from tailsweep.analysis.tags import RETRIES_TAG, RETRY_TAG
+
+    tags = {r.data.tags["scheme"]: r.data.tags for r in children}
+    assert RETRIES_TAG not in tags["unweighted"] and tags["inverse_frequency"][RETRIES_TAG] == "1"
+    note = tags["inverse_frequency"][RETRY_TAG]
+    assert note.startswith("restart 1: rank 0: ") and "lost" not in note, note
+    assert note.endswith(("resumed at epoch 2", "resumed at epoch 3") if checkpoint_every_s == 0 else "epoch 1"), note
+    assert {r["scheme"]: r["retries"] for r in result.rows} == {"inverse_frequency": 1, "unweighted": 0}
     # three one-worker groups (the failed one, its restart, the next trial): no synchronisation actor
     # at all (orchestrator/_lean/inline.py: SoloBarrier answers the reports' barrier in the worker)
     assert sync.created == 0
@@ -301,14 +371,26 @@ def test_streaming_pipeline_with_concurrent_trials_holding_every_cpu(tmp_path):
     from tests.conftest import make_image_table
 
     table = make_image_table(tmp_path / "img", n=(24, 8, 8))
-    spec = _spec(tmp_path, table, "model.backbone=resnet18", "model.image_size=16", "train.pipeline=stream",
-                 "train.batch_size=4", "train.epochs=2", "schemes=[unweighted, inverse_frequency]", "seeds=[0]",
-                 "resources.max_concurrent_trials=2")
+    spec = _spec(
+        tmp_path,
+        table,
+        "model.backbone=resnet18",
+        "model.image_size=16",
+        "train.pipeline=stream",
+        "train.batch_size=4",
+        "train.epochs=2",
+        "schemes=[unweighted, inverse_frequency]",
+        "seeds=[0]",
+        "resources.max_concurrent_trials=2",
+    )
     result = run_sweep(spec)
     client, _, children = _runs(spec, result)
     assert sorted(r.info.status for r in children) == ["FINISHED", "FINISHED"]
     for run in children:
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val/macro_ap")] == [1, 2]
+        # every epoch says how long its steps waited for their batches (issue 29)
+        waits = client.get_metric_history(run.info.run_id, "train/input_wait_frac")
+        assert [m.step for m in waits] == [1, 2] and all(0.0 <= m.value <= 1.0 for m in waits)
 
 
 def _assert_cpus_return(n: int) -> None:
@@ -411,6 +493,23 @@ def test_parked_worker_groups_are_kept_for_the_next_trial_and_released_otherwise
         reuse._parked = d
         reuse._expire(d)
         assert reuse._parked is None and released(d)  # left idle
+        # a group on GPUs goes as soon as another worker group waits for GPUs (a pending placement group)
+        import threading
+
+        from ray.util.placement_group import placement_group, remove_placement_group
+
+        monkeypatch.setattr(WorkerReuse, "IDLE_S", 60.0)
+        monkeypatch.setattr(WorkerReuse, "POLL_S", 0.1)
+        g = parked_group((1, (("CPU", 1.0), ("GPU", 1.0))))
+        reuse._parked = g
+        watch = threading.Thread(target=reuse._watch, args=(g,), daemon=True)
+        watch.start()
+        time.sleep(0.5)
+        assert watch.is_alive() and not released(g)  # nobody waits: kept
+        waiting = placement_group([{"GPU": 1}])  # no GPU on this Ray: pending for good
+        watch.join(timeout=20)
+        assert not watch.is_alive() and reuse._parked is None and released(g)
+        remove_placement_group(waiting)
 
         sweeper, trial = PlacementGroupSweeper(), SimpleNamespace(trial_id="t1")
         e = parked_group(("shape", 1))

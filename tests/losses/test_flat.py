@@ -1,4 +1,4 @@
-"""Each scheme against a hand computation and the reference identities (METHODS.md section 1)."""
+"""Each scheme against a hand computation and the reference identities (docs/methods.md section 1)."""
 
 import math
 
@@ -76,7 +76,9 @@ def test_effective_number_by_hand_and_limits():
     loss = build_loss("effective_number", STATS, beta=beta)
     assert loss(Z, Y).item() == pytest.approx(hand_weighted(wp, wn), rel=1e-5)
     # beta = 0 is unweighted; beta -> 1 approaches inverse frequency on positives
-    assert torch.allclose(build_loss("effective_number", STATS, beta=0.0)(Z, Y), F.binary_cross_entropy_with_logits(Z, Y))
+    assert torch.allclose(
+        build_loss("effective_number", STATS, beta=0.0)(Z, Y), F.binary_cross_entropy_with_logits(Z, Y)
+    )
     near_one, _ = effective_number_weights(STATS.counts, 100, 1 - 1e-9)
     assert np.allclose(near_one, inverse_frequency_weights(STATS.counts), rtol=1e-4)
     with pytest.raises(ValueError, match="beta"):
@@ -140,6 +142,8 @@ def test_every_scheme_is_finite_mean_and_differentiable(name):
         assert out.ndim == 0 and torch.isfinite(out)
     out.backward()
     assert z.grad is not None and torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+    if name == "two_way":  # its class way is over the batch's rows (test_softmax.py shows how it grows)
+        return
     # mean, not sum: doubling the batch with a copy leaves the loss unchanged
     zz = torch.randn(3, 4)
     yy = (torch.rand(3, 4) > 0.5).float()
@@ -272,8 +276,15 @@ def test_logit_adjusted_by_hand_and_tau_zero():
     assert focal(Z_DB, Y_DB).item() == pytest.approx(hand_la(Z_DB, Y_DB, 0.5, gamma=2.0), rel=1e-5)
 
 
-FOCAL_SCHEMES = ["unweighted", "inverse_frequency", "sqrt_inverse_frequency", "pos_weight", "effective_number",
-                 "distribution_balanced", "logit_adjusted"]
+FOCAL_SCHEMES = [
+    "unweighted",
+    "inverse_frequency",
+    "sqrt_inverse_frequency",
+    "pos_weight",
+    "effective_number",
+    "distribution_balanced",
+    "logit_adjusted",
+]
 
 
 @pytest.mark.parametrize("name", FOCAL_SCHEMES)
@@ -302,15 +313,18 @@ def test_focal_modifier_by_hand():
     assert set(dict(loss.named_buffers())) == {"pos_weight", "neg_weight"}
 
 
-@pytest.mark.parametrize(("name", "params", "word"), [
-    ("logit_adjusted", {"tau": -0.5}, "tau"),
-    ("distribution_balanced", {"lam": 0.0}, "lam"),
-    ("distribution_balanced", {"lam": -1.0}, "lam"),
-    ("distribution_balanced", {"alpha": -0.1}, "alpha"),
-    ("inverse_frequency", {"focal_gamma": -1.0}, "focal_gamma"),
-    ("distribution_balanced", {"focal_gamma": -0.5}, "focal_gamma"),
-    ("logit_adjusted", {"focal_gamma": -2}, "focal_gamma"),
-])
+@pytest.mark.parametrize(
+    ("name", "params", "word"),
+    [
+        ("logit_adjusted", {"tau": -0.5}, "tau"),
+        ("distribution_balanced", {"lam": 0.0}, "lam"),
+        ("distribution_balanced", {"lam": -1.0}, "lam"),
+        ("distribution_balanced", {"alpha": -0.1}, "alpha"),
+        ("inverse_frequency", {"focal_gamma": -1.0}, "focal_gamma"),
+        ("distribution_balanced", {"focal_gamma": -0.5}, "focal_gamma"),
+        ("logit_adjusted", {"focal_gamma": -2}, "focal_gamma"),
+    ],
+)
 def test_invalid_params_are_named(name, params, word):
     with pytest.raises(ValueError, match=word):
         build_loss(name, STATS, **params)

@@ -16,14 +16,18 @@ from tailsweep.losses._hierarchy import probability_bce
 #   b -> e
 PARENTS = [[], ["a"], ["a"], ["b", "c"], ["b"]]
 LABELS = ["a", "b", "c", "d", "e"]
-STATS = LabelStats.from_counts([40, 25, 12, 5, 10], n_train=50, labels=LABELS, depths=[1, 2, 2, 3, 3],
-                               parents=PARENTS)
+STATS = LabelStats.from_counts([40, 25, 12, 5, 10], n_train=50, labels=LABELS, depths=[1, 2, 2, 3, 3], parents=PARENTS)
 
 
 def test_mcm_by_hand():
     h = Hierarchy.from_label_stats(STATS)
     assert h.descendant_matrix().astype(int).tolist() == [
-        [1, 1, 1, 1, 1], [0, 1, 0, 1, 1], [0, 0, 1, 1, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1]]
+        [1, 1, 1, 1, 1],
+        [0, 1, 0, 1, 1],
+        [0, 0, 1, 1, 0],
+        [0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 1],
+    ]
     p = torch.tensor([[0.1, 0.2, 0.3, 0.9, 0.05], [0.5, 0.1, 0.2, 0.0, 0.6]])
     expected = torch.tensor([[0.9, 0.9, 0.9, 0.9, 0.05], [0.6, 0.6, 0.2, 0.0, 0.6]])
     assert torch.allclose(h.mcm(p), expected)
@@ -49,11 +53,13 @@ def test_mcloss_by_hand():
     y = torch.tensor([[1.0, 1.0, 0.0, 0.0, 1.0]])
     p = torch.sigmoid(z)[0].tolist()
     # y=1 nodes: max over descendants of y*p; y=0 nodes: max over descendants of p
-    h = [max(p[0], p[1], p[4]),  # a: descendants a,b,c,d,e; positives a,b,e
-         max(p[1], p[4]),  # b: b,d,e; positives b,e
-         max(p[2], p[3]),  # c (negative): c,d
-         p[3],  # d (negative)
-         p[4]]  # e
+    h = [
+        max(p[0], p[1], p[4]),  # a: descendants a,b,c,d,e; positives a,b,e
+        max(p[1], p[4]),  # b: b,d,e; positives b,e
+        max(p[2], p[3]),  # c (negative): c,d
+        p[3],  # d (negative)
+        p[4],
+    ]  # e
     yy = [1, 1, 0, 0, 1]
     expected = -np.mean([np.log(v) if t else np.log(1 - v) for v, t in zip(h, yy, strict=True)])
     assert build_loss("mcloss", STATS)(z, y).item() == pytest.approx(expected, rel=1e-5)
@@ -85,8 +91,12 @@ def test_weight_targets_both_ways_by_hand():
     w = node_imbalance_weights(STATS)
     bce = _mcloss_elements(z, y)
     # the authors' code (default): y = 0 gets w', y = 1 gets 1
-    on_negatives = np.mean([b * (1.0 if t else w[j]) for j, (b, t) in enumerate(zip(bce, [1, 1, 0, 0, 1], strict=True))])
-    on_positives = np.mean([b * (w[j] if t else 1.0) for j, (b, t) in enumerate(zip(bce, [1, 1, 0, 0, 1], strict=True))])
+    on_negatives = np.mean(
+        [b * (1.0 if t else w[j]) for j, (b, t) in enumerate(zip(bce, [1, 1, 0, 0, 1], strict=True))]
+    )
+    on_positives = np.mean(
+        [b * (w[j] if t else 1.0) for j, (b, t) in enumerate(zip(bce, [1, 1, 0, 0, 1], strict=True))]
+    )
     default = build_loss("node_imbalance", STATS)
     assert default.weight_targets == "negatives"
     assert default(z, y).item() == pytest.approx(on_negatives, rel=1e-5)
@@ -132,3 +142,114 @@ def test_gradients_reach_the_logits():
     y = (torch.rand(4, 5) > 0.5).float()
     build_loss("node_imbalance", STATS)(z, y).backward()
     assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+
+
+# --- the max-constraint functions against the landed level-wise scatter and C-HMCNN's dense formulation ---
+
+
+def _random_dag(n, seed, extra=0.4):
+    """Parents drawn among earlier nodes: every node past the first few has one or two parents (a DAG)."""
+    rng = np.random.default_rng(seed)
+    parents = [[] for _ in range(3)]
+    for k in range(3, n):
+        first = int(rng.integers(0, k))
+        more = [int(rng.integers(0, k))] if rng.random() < extra else []
+        parents.append(sorted({first, *more}))
+    return parents
+
+
+def _landed_mcm(parents, p):
+    """tailsweep's previous MCM: one out-of-place scatter_reduce(amax) per height level (ties split the gradient)."""
+    from tailsweep.datasets._graph import edges_from_lists, heights
+
+    child, parent = edges_from_lists(parents)
+    h = heights(child, parent, len(parents))
+    out = p
+    for k in range(int(h.max()) + 1):
+        sel = h[child] == k
+        if sel.any():
+            c, q = torch.from_numpy(child[sel]), torch.from_numpy(parent[sel])
+            idx = q.unsqueeze(0).expand(out.shape[0], -1)
+            out = out.scatter_reduce(1, idx, out.index_select(1, c), reduce="amax", include_self=True)
+    return out
+
+
+def _dense_mcm(h, p):
+    """C-HMCNN's get_constr_out: torch.max over R * p along the last axis (the first maximum gets the gradient)."""
+    r = torch.from_numpy(h.descendant_matrix()).to(p.dtype)
+    return (p.unsqueeze(1) * r.unsqueeze(0)).max(-1).values
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mcm_values_and_gradients_match_the_landed_and_the_dense_formulation(dtype):
+    parents = _random_dag(80, seed=1)
+    h = Hierarchy(parents)
+    assert any(len(ps) == 2 for ps in parents)
+    p0 = torch.rand(12, 80, dtype=dtype) * 0.98 + 0.01  # positive, no ties
+    g = torch.randn(12, 80, dtype=dtype)
+    grads = []
+    for f in (h.mcm, lambda p: _landed_mcm(parents, p), lambda p: _dense_mcm(h, p)):
+        p = p0.clone().requires_grad_(True)
+        out = f(p)
+        (out * g).sum().backward()
+        grads.append((out.detach(), p.grad))
+    for out, grad in grads[1:]:
+        assert torch.equal(grads[0][0], out)
+        assert torch.allclose(grads[0][1], grad, atol=1e-6)
+    # every output's gradient lands on exactly one input of its row (the argmax), so the row sums are kept
+    assert torch.allclose(grads[0][1].sum(1), g.sum(1), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_tie_sends_the_whole_gradient_to_the_lowest_indexed_argmax_as_torch_max_does(dtype):
+    h = Hierarchy.from_label_stats(STATS)  # a: b, c, d, e below; d under b and c
+    p = torch.tensor([[0.1, 0.7, 0.2, 0.7, 0.7], [0.5, 0.5, 0.5, 0.5, 0.1]], dtype=dtype, requires_grad=True)
+    h.mcm(p).sum().backward()
+    ours = p.grad.clone()
+    p.grad = None
+    _dense_mcm(h, p).sum().backward()
+    assert torch.equal(ours, p.grad)
+    # row 0: a, b, d, e... a's max 0.7 is reached at b, d and e -> b (index 1); b's at b, d, e -> b; c's at d
+    assert ours[0].tolist() == [0.0, 2.0, 0.0, 2.0, 1.0]
+    # row 1: a tie of a with its descendants stays on a; b and c keep their own
+    assert ours[1].tolist() == [1.0, 1.0, 1.0, 1.0, 1.0]
+
+
+def test_gradcheck_on_small_dags_in_float64():
+    for seed, n in ((2, 9), (3, 15)):
+        parents = _random_dag(n, seed, extra=0.6)
+        h = Hierarchy(parents)
+        p = (torch.rand(3, n, dtype=torch.float64) * 0.9 + 0.05).requires_grad_(True)
+        assert torch.autograd.gradcheck(h.mcm, (p,))
+        loss = build_loss(
+            "mcloss", LabelStats.from_counts([1] * n, n_train=5, parents=[[f"l{q}" for q in ps] for ps in parents])
+        )
+        y = (torch.rand(3, n) < 0.4).double()
+        assert torch.autograd.gradcheck(lambda q, loss=loss, y=y: loss.elementwise_bce(q, y), (p,))
+
+
+def test_mcloss_equals_its_composition_from_mcm_and_bce():
+    parents = _random_dag(200, seed=4)
+    stats = LabelStats.from_counts([1] * 200, n_train=5, parents=[[f"l{q}" for q in ps] for ps in parents])
+    loss = build_loss("mcloss", stats)
+    z = torch.randn(16, 200, requires_grad=True)
+    y = (torch.rand(16, 200) < 0.2).float()
+    loss(z, y).backward()
+    fused = z.grad.clone()
+    z.grad = None
+    p = torch.sigmoid(z)
+    hh = (1 - y) * _landed_mcm(parents, p) + y * _landed_mcm(parents, y * p)
+    composed = probability_bce(hh, y).mean()
+    assert composed.item() == pytest.approx(loss(z, y).item(), rel=1e-6)
+    composed.backward()
+    assert torch.allclose(fused, z.grad, atol=1e-8)
+
+
+def test_the_float32_sweep_agrees_with_the_float64_one_and_a_cycle_is_refused():
+    parents = _random_dag(300, seed=5)
+    h = Hierarchy(parents)
+    p = torch.rand(8, 300, dtype=torch.float64)
+    assert torch.equal(h.argmax_descendants(p.float()).long(), h.argmax_descendants(p).long())
+    assert torch.equal(h.argmax_descendants(-p.float()).long(), h.argmax_descendants(-p).long())  # negative values
+    with pytest.raises(ValueError, match="cycle"):
+        Hierarchy([[2], [0], [1]])

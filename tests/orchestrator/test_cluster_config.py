@@ -47,10 +47,18 @@ def test_the_cloud_cluster_has_a_cpu_head_for_trial_drivers_and_gpu_workers():
     assert config["provider"]["type"] == "aws"
     types = config["available_node_types"]
     head = types[config["head_node_type"]]
-    assert head["resources"] == {"tailsweep_trial": 1000} and head["node_config"]["InstanceType"].startswith("m")
+    assert (
+        head["resources"] == {"CPU": 8, "tailsweep_trial": 1000}
+        and head["node_config"]["InstanceType"] == "m6i.2xlarge"
+    )
     workers = {n: t for n, t in types.items() if n != config["head_node_type"]}
     assert workers and all(t["node_config"]["InstanceType"].startswith("g") for t in workers.values())
     assert all(t["min_workers"] == 0 and t["max_workers"] > 0 for t in workers.values())
+    # every node type declares its CPUs and GPUs: the plan counts them before any such node exists
+    assert {n: t["resources"] for n, t in workers.items()} == {
+        "worker.gpu.1x": {"CPU": 4, "GPU": 1},
+        "worker.gpu.4x": {"CPU": 48, "GPU": 4},
+    }
     assert "gpu" in config["docker"]["image"]
 
 
@@ -114,11 +122,19 @@ def test_storage_rule_on_a_multi_node_cluster():
     # a sibling path is not "under" the shared one
     assert check_submission(_spec("tracking.dir=/mnt/shared2/runs"), shared, check_tracking=False)
     # one node: the head's disk is fine
-    assert check_submission(_spec("tracking.dir=/home/me/runs"), _cluster(can_add=False, hosts=("10.0.0.1",)),
-                            ("10.0.0.1",), check_tracking=False) == []
+    assert (
+        check_submission(
+            _spec("tracking.dir=/home/me/runs"),
+            _cluster(can_add=False, hosts=("10.0.0.1",)),
+            ("10.0.0.1",),
+            check_tracking=False,
+        )
+        == []
+    )
     # ... unless more than one node is alive
-    assert check_submission(_spec("tracking.dir=/home/me/runs"), _cluster(can_add=False), ("10.0.0.1", "10.0.0.1"),
-                            check_tracking=False)
+    assert check_submission(
+        _spec("tracking.dir=/home/me/runs"), _cluster(can_add=False), ("10.0.0.1", "10.0.0.1"), check_tracking=False
+    )
 
 
 def test_relative_paths_and_local_tracking_are_refused_on_a_cluster():
@@ -126,13 +142,15 @@ def test_relative_paths_and_local_tracking_are_refused_on_a_cluster():
     text = "\n".join(problems)
     assert "SQLite" in text and "launch mlflow-server" in text
     assert "tracking.dir = 'tailsweep-runs' is relative" in text
-    problems = check_submission(_spec("tracking.uri=http://127.0.0.1:5000"), _cluster(["/mnt/shared"]),
-                                check_tracking=False)
+    problems = check_submission(
+        _spec("tracking.uri=http://127.0.0.1:5000"), _cluster(["/mnt/shared"]), check_tracking=False
+    )
     assert len(problems) == 1 and "each node itself" in problems[0]
     loop = _cluster(["/mnt/shared"], hosts=("127.0.0.1", "127.0.0.1"))
     assert check_submission(_spec("tracking.uri=http://127.0.0.1:5000"), loop, check_tracking=False) == []
-    problems = check_submission(_spec("tracking.uri=http://u:secret@10.0.0.1:5000"), _cluster(["/mnt/shared"]),
-                                check_tracking=False)
+    problems = check_submission(
+        _spec("tracking.uri=http://u:secret@10.0.0.1:5000"), _cluster(["/mnt/shared"]), check_tracking=False
+    )
     assert len(problems) == 1 and "credentials" in problems[0] and "secret" not in problems[0]
 
 
@@ -149,8 +167,14 @@ def test_an_unreachable_tracking_server_is_refused():
 
 def test_the_entrypoint_is_an_argument_list_never_a_shell_string():
     cmd = entrypoint(".tailsweep-jobs/x; rm -rf ~ $(id)/spec.yaml", verbose=True)
-    assert shlex.split(cmd) == ["python", "-m", "tailsweep.orchestrator.cli", "sweep",
-                                ".tailsweep-jobs/x; rm -rf ~ $(id)/spec.yaml", "--verbose"]
+    assert shlex.split(cmd) == [
+        "python",
+        "-m",
+        "tailsweep.orchestrator.cli",
+        "sweep",
+        ".tailsweep-jobs/x; rm -rf ~ $(id)/spec.yaml",
+        "--verbose",
+    ]
 
 
 def test_the_job_ships_code_not_data():
@@ -175,3 +199,62 @@ def test_the_token_is_found_where_ray_looks(tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "missing"))
     with pytest.raises(ClusterError, match="cannot read"):
         find_token()
+
+
+def test_the_tracking_password_travels_in_a_0600_file_not_in_the_runtime_env(tmp_path, monkeypatch):
+    """What --cluster ships (tests/integration/test_cluster.py runs it on two nodes): the runtime env names the
+    file, the file is its owner's only, and a job's process that imports tailsweep gets MLflow's variables."""
+    import os
+    import subprocess
+    import sys
+
+    from tailsweep._job_credentials import ENV
+    from tailsweep.orchestrator._cluster import _ship_credentials
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "sweeps")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret-pw")
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
+    job = tmp_path / ".tailsweep-jobs" / "job1"
+    job.mkdir(parents=True)
+    env = _ship_credentials(job, ".tailsweep-jobs/job1")
+    assert env == {ENV: ".tailsweep-jobs/job1/mlflow-credentials", "MLFLOW_TRACKING_INSECURE_TLS": "true"}
+    assert "s3cret-pw" not in repr(env)
+    shipped = job / "mlflow-credentials"
+    assert shipped.stat().st_mode & 0o777 == 0o600
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")} | env
+    got = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, tailsweep; print(os.environ['MLFLOW_TRACKING_USERNAME'], "
+            "os.environ['MLFLOW_TRACKING_PASSWORD'])",
+        ],
+        cwd=tmp_path,
+        env=clean | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert got.stdout.split() == ["sweeps", "s3cret-pw"]
+
+
+def test_a_failed_jobs_exit_code_is_its_drivers_2_else_1():
+    """`launch sweep --cluster` exits 2 when the sweep's driver did (it named the input or cluster problem, e.g.
+    GPU nodes that never came), 1 for any other failure or when the head cannot say."""
+    from types import SimpleNamespace
+
+    from tailsweep.orchestrator._cluster import failed_job_exit_code
+
+    def head(code=None, error=None):
+        def get_job_info(job_id):
+            if error:
+                raise error
+            return SimpleNamespace(driver_exit_code=code)
+
+        return SimpleNamespace(client=SimpleNamespace(get_job_info=get_job_info))
+
+    assert failed_job_exit_code(head(2), "raysubmit_1") == 2
+    assert failed_job_exit_code(head(1), "raysubmit_1") == 1
+    assert failed_job_exit_code(head(-9), "raysubmit_1") == 1  # killed
+    assert failed_job_exit_code(head(None), "raysubmit_1") == 1  # not recorded (older Ray, driver never ran)
+    assert failed_job_exit_code(head(error=ConnectionError("head gone")), "raysubmit_1") == 1

@@ -31,9 +31,16 @@ def _private_api():
     return {
         # overridden by inline.ReusingWorkerGroup
         WorkerGroup._create_placement_group: ["self", "scaling_config", "worker_group_context"],
-        WorkerGroup._create_workers: ["self", "num_workers", "placement_group", "resources_per_worker",
-                                      "placement_group_bundle_indices", "starting_world_rank", "world_size",
-                                      "replica_group_size"],
+        WorkerGroup._create_workers: [
+            "self",
+            "num_workers",
+            "placement_group",
+            "resources_per_worker",
+            "placement_group_bundle_indices",
+            "starting_world_rank",
+            "world_size",
+            "replica_group_size",
+        ],
         WorkerGroup._init_train_context: ["self", "workers", "sync_actor"],
         WorkerGroup.shutdown: ["self"],
         # called by it
@@ -43,8 +50,15 @@ def _private_api():
         WorkerGroup.has_started: ["self"],
         WorkerGroup._assert_active: ["self"],
         WorkerGroup._clear_state: ["self"],
-        Worker.__init__: ["self", "actor", "metadata", "resources", "distributed_context", "log_file_path",
-                          "placement_group_bundle_index"],
+        Worker.__init__: [
+            "self",
+            "actor",
+            "metadata",
+            "resources",
+            "distributed_context",
+            "log_file_path",
+            "placement_group_bundle_index",
+        ],
         invoke_context_managers: ["context_managers"],
         # overridden by inline.LocalScaling
         FixedScalingPolicy.__init__: ["self", "scaling_config"],
@@ -82,7 +96,8 @@ def test_private_ray_signatures_are_the_ones_the_lean_path_was_written_against()
         if got != params:
             changed.append(f"{fn.__qualname__}: {got} (written against {params})")
     assert not changed, "Ray's private API changed under the lean path (tailsweep/orchestrator/_lean): " + "; ".join(
-        changed)
+        changed
+    )
     assert hasattr(worker_group, "SynchronizationActor")  # replaced by SyncActorReuse
     assert ray_constants.SETUP_WORKER_FILENAME == "setup_worker.py"  # replaced by _lean/setup_worker.py
 
@@ -110,8 +125,10 @@ def test_the_plain_path_does_not_import_the_private_api():
     import subprocess
     import sys
 
-    code = ("import sys; import tailsweep.orchestrator._sweep, tailsweep.orchestrator._trial, "
-            "tailsweep.orchestrator.cli; "
-            "print(any(m.startswith('tailsweep.orchestrator._lean.') for m in sys.modules))")
+    code = (
+        "import sys; import tailsweep.orchestrator._sweep, tailsweep.orchestrator._trial, "
+        "tailsweep.orchestrator.cli; "
+        "print(any(m.startswith('tailsweep.orchestrator._lean.') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

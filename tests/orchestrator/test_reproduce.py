@@ -15,8 +15,15 @@ from tailsweep.analysis.hmc import friedman_nemenyi, report_hmc, result_path
 from tailsweep.orchestrator._reproduce import reproduce_hmc
 from tailsweep.orchestrator.cli import main
 
-METRICS = ("micro_auprc", "macro_recall_allnodes", "macro_f1_allnodes", "macro_precision_allnodes",
-           "macro_precision", "macro_recall", "macro_f1")
+METRICS = (
+    "micro_auprc",
+    "macro_recall_allnodes",
+    "macro_f1_allnodes",
+    "macro_precision_allnodes",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+)
 
 
 def _record(root, dataset, scheme, seed, auprc, recall=0.01):
@@ -34,8 +41,11 @@ def _by(table: dict) -> dict:
 def test_friedman_matches_scipy_without_ties():
     rng = np.random.default_rng(0)
     schemes, datasets = ["a", "b", "c"], [f"d{i}" for i in range(6)]
-    values = {(d, s): float(v) for d in datasets for s, v in zip(schemes, rng.permutation(3) + rng.random(3) * 0.1,
-                                                                  strict=True)}
+    values = {
+        (d, s): float(v)
+        for d in datasets
+        for s, v in zip(schemes, rng.permutation(3) + rng.random(3) * 0.1, strict=True)
+    }
     text = "\n".join(friedman_nemenyi(_by(values)))
     expected = friedmanchisquare(*[[values[(d, s)] for d in datasets] for s in schemes])
     row = next(line for line in text.splitlines() if line.startswith("| micro_auprc"))
@@ -94,16 +104,26 @@ def test_recorded_runs_are_skipped_without_touching_data_or_ray(tmp_path):
             _record(root, "derisi_FUN", scheme, seed, 0.19)
     out = io.StringIO()
     # data_dir does not exist: a run that was not skipped would fail on it
-    reproduce_hmc(["derisi_FUN"], ["mcloss", "node_imbalance"], [0, 1], root, tmp_path / "no-data",
-                  tmp_path / "runs", Console(file=out, width=200))
+    reproduce_hmc(
+        ["derisi_FUN"],
+        ["mcloss", "node_imbalance"],
+        [0, 1],
+        root,
+        tmp_path / "no-data",
+        tmp_path / "runs",
+        Console(file=out, width=200),
+    )
     assert "derisi_FUN: all 4 runs recorded, skipped" in out.getvalue()
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize(("option", "value", "message"), [
-    ("--datasets", "nope_FUN", "--datasets: unknown ['nope_FUN']"),
-    ("--schemes", "mcloss,nif_margin_m9", "--schemes: unknown ['nif_margin_m9']"),
-])
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--datasets", "nope_FUN", "--datasets: unknown ['nope_FUN']"),
+        ("--schemes", "mcloss,nif_margin_m9", "--schemes: unknown ['nif_margin_m9']"),
+    ],
+)
 def test_cli_refuses_unknown_datasets_and_schemes(tmp_path, option, value, message):
     result = CliRunner().invoke(main, ["reproduce", "hmc", option, value, "--results", str(tmp_path / "r")])
     assert result.exit_code != 0 and message in result.output
@@ -117,7 +137,7 @@ def test_a_resumed_dataset_trains_only_its_unrecorded_runs(tmp_path):
 
     todo = [("nif_margin_m4", 2), ("nif_gated_margin_m4", 0), ("nif_gated_margin_m4", 1), ("nif_gated_margin_m4", 2)]
     spec = load_spec(None, hmc_overrides("cellcycle_FUN", todo, tmp_path / "table", tmp_path / "runs"))
-    assert sorted((t["variant"], t["seed"]) for t in plan_trials(spec)) == sorted(todo)
+    assert sorted((t.variant, t.seed) for t in plan_trials(spec)) == sorted(todo)
 
 
 def test_frequency_baseline_is_recorded_once_and_reported(tmp_path):
@@ -155,14 +175,25 @@ def test_report_has_the_recall_multiple_and_the_cross_check(tmp_path):
     assert "2.5x the authors' gain" not in text and "its public code gave 2.5x on" not in text
 
 
-def test_datasets_not_present_are_skipped_with_the_reason(tmp_path):
-    out = io.StringIO()
-    reproduce_hmc(["enron_others", "derisi_GO"], ["mcloss"], [0], tmp_path / "results", tmp_path / "no-data",
-                  tmp_path / "runs", Console(file=out, width=400))
-    text = out.getvalue()
-    assert "enron_others: skipped" in text and "Enron_corr_test.arff" in text
-    assert "derisi_GO: skipped" in text and "derisi_GO.train.arff.gz" in text
-    assert "skipped 2 dataset(s)" in text
+def test_datasets_not_present_are_named_with_the_reason_and_none_there_is_refused(tmp_path):
+    """Every dataset asked for absent: a SpecError (exit 2) naming each with what is missing, nothing written."""
+    from tailsweep.orchestrator.spec import SpecError
+
+    with pytest.raises(SpecError) as err:
+        reproduce_hmc(
+            ["enron_others", "derisi_GO"],
+            ["mcloss"],
+            [0],
+            tmp_path / "results",
+            tmp_path / "no-data",
+            tmp_path / "runs",
+            Console(file=io.StringIO(), width=400),
+        )
+    text = str(err.value)
+    assert "none of the 2 dataset(s) asked for is there" in text
+    assert "enron_others: " in text and "Enron_corr_test.arff" in text
+    assert "derisi_GO: " in text and "derisi_GO.train.arff.gz" in text
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_every_published_dataset_is_known_with_its_protocol():

@@ -45,6 +45,14 @@ def test_per_label_thresholds_stay_coherent_on_a_hierarchy():
 
 
 def test_only_threshold_metrics_are_logged_again():
-    m = {"micro_auprc": 0.3, "macro_ap": 0.2, "macro_f1": 0.1, "micro_f1": 0.2, "recall_few": 0.0, "ap_few": 0.1,
-         "f1_many": 0.4, "recall_depth2": 0.1}
+    m = {
+        "micro_auprc": 0.3,
+        "macro_ap": 0.2,
+        "macro_f1": 0.1,
+        "micro_f1": 0.2,
+        "recall_few": 0.0,
+        "ap_few": 0.1,
+        "f1_many": 0.4,
+        "recall_depth2": 0.1,
+    }
     assert set(threshold_dependent(m)) == {"macro_f1", "micro_f1", "recall_few", "f1_many", "recall_depth2"}

@@ -2,18 +2,45 @@
 
 import pytest
 
+from tailsweep.config import EvalConfig, ModelConfig, TrainConfig, TrialConfig
 from tailsweep.datasets import label_stats
-from tailsweep.trainables import WorkerConfig, train_loop_per_worker
+from tailsweep.trainables import train_loop_per_worker
+
+MODEL_KEYS = set(ModelConfig.model_fields)
+TRAIN_KEYS = set(TrainConfig.model_fields)
+
+
+def trial_config(table, **overrides) -> TrialConfig:
+    """A trial on ``table``: an MLP, 2 epochs, batch 16, unless ``overrides`` (model / train keys by name, or
+    TrialConfig fields) say otherwise."""
+    model = {"backbone": "mlp", "hidden": 16} | {k: v for k, v in overrides.items() if k in MODEL_KEYS}
+    train = {"epochs": 2, "batch_size": 16} | {k: v for k, v in overrides.items() if k in TRAIN_KEYS}
+    rest = {k: v for k, v in overrides.items() if k not in MODEL_KEYS | TRAIN_KEYS}
+    if "precision" in rest:
+        train["precision"] = rest.pop("precision")
+    scheme = rest.pop("scheme", "inverse_frequency")
+    return TrialConfig(
+        data=str(table.root),
+        model=ModelConfig(**model),
+        train=TrainConfig(**train),
+        eval=EvalConfig(),
+        scheme=scheme,
+        variant=scheme,
+        group="0:0",
+        label=f"{scheme} seed=0",
+        **rest,
+    )
 
 
 def _fit(table, **overrides):
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    base = {"scheme": "inverse_frequency", "backbone": "mlp", "hidden": 16, "epochs": 2, "batch_size": 16}
-    cfg = WorkerConfig(data=str(table.root), stats=label_stats(table).to_dict(), **(base | overrides))
-    trainer = TorchTrainer(train_loop_per_worker, train_loop_config=cfg.to_dict(),
-                           scaling_config=ray.train.ScalingConfig(num_workers=0))
+    cfg = trial_config(table, **overrides)
+    config = {"trial": cfg.model_dump(mode="json"), "stats": label_stats(table).to_dict()}
+    trainer = TorchTrainer(
+        train_loop_per_worker, train_loop_config=config, scaling_config=ray.train.ScalingConfig(num_workers=0)
+    )
     return trainer.fit()
 
 
@@ -32,10 +59,13 @@ def test_image_table_with_a_torchvision_backbone(image_table):
     assert result.metrics["epoch"] == 2 and "test/micro_auprc" in result.metrics
 
 
-@pytest.mark.parametrize("overrides", [
-    {"scheme": "node_imbalance_focal", "scheme_params": {"heads": 3, "uncertainty": "gated_margin"}},
-    {"scheme": "node_imbalance", "scheme_params": {"schedule": "exponential", "mix": 0.5}, "oversample": "lpros"},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"scheme": "node_imbalance_focal", "scheme_params": {"heads": 3, "uncertainty": "gated_margin"}},
+        {"scheme": "node_imbalance", "scheme_params": {"schedule": "exponential", "mix": 0.5}, "oversample": "lpros"},
+    ],
+)
 def test_hierarchical_variants_train(features_table, overrides):
     result = _fit(features_table, **overrides)
     m = result.metrics
@@ -45,8 +75,15 @@ def test_hierarchical_variants_train(features_table, overrides):
 def test_frozen_pretrained_encoder_embeds_once_and_reuses_the_cache(image_table):
     from tailsweep.trainables._embed import CACHE_DIR
 
-    opts = {"backbone": "efficientnet_lite0", "freeze": True, "augment": False, "image_size": 32, "layers": 0,
-            "batch_size": 8, "epochs": 1}
+    opts = {
+        "backbone": "efficientnet_lite0",
+        "freeze": True,
+        "augment": False,
+        "image_size": 32,
+        "layers": 0,
+        "batch_size": 8,
+        "epochs": 1,
+    }
     first = _fit(image_table, **opts).metrics
     caches = list((image_table.root / CACHE_DIR).glob("efficientnet_lite0-32px-bundled"))
     assert len(caches) == 1 and (caches[0] / "train.parquet").is_file()
@@ -62,8 +99,15 @@ def test_fine_tuning_the_pretrained_encoder(image_table):
 
 @pytest.mark.parametrize("loader_workers", [0, 1])
 def test_streaming_pipeline_trains_from_parquet_row_groups(image_table, loader_workers):
-    m = _fit(image_table, backbone="resnet18", pipeline="stream", image_size=16, loader_workers=loader_workers, batch_size=4,
-             epochs=2).metrics
+    m = _fit(
+        image_table,
+        backbone="resnet18",
+        pipeline="stream",
+        image_size=16,
+        loader_workers=loader_workers,
+        batch_size=4,
+        epochs=2,
+    ).metrics
     assert m["epoch"] == 2 and "test/micro_auprc" in m and m["time/train_samples_per_s"] > 0
 
 
@@ -72,7 +116,7 @@ def test_lr_schedules_at_their_endpoints():
 
     import torch
 
-    from tailsweep.trainables.worker import lr_factor
+    from tailsweep.trainables._optim import lr_factor
 
     total = 100
     constant, cosine, linear = (lr_factor(s, total) for s in ("constant", "cosine", "linear"))
@@ -99,8 +143,8 @@ def test_lpros_copies_come_from_the_training_split_only(tmp_path):
     import numpy as np
 
     from tailsweep.datasets._hmc import import_hmc
-    from tailsweep.trainables._data import concat_splits, load_split
-    from tailsweep.trainables.worker import WorkerConfig, _with_lpros_copies
+    from tailsweep.trainables._data import concat_splits, load_split, train_shard
+    from tailsweep.trainables.worker import _lpros_copies
 
     head = "@RELATION t\n@ATTRIBUTE x numeric\n@ATTRIBUTE class hierarchical 01,01/01,02\n@DATA\n"
     folder = tmp_path / "src" / "toy_FUN"
@@ -111,15 +155,20 @@ def test_lpros_copies_come_from_the_training_split_only(tmp_path):
     (folder / "toy_FUN.valid.arff").write_text(head + "-50,01/01\n" * 3 + "1,02\n")
     (folder / "toy_FUN.test.arff").write_text(head + "1,02\n2,01/01\n")
     table = import_hmc("toy_FUN", tmp_path / "t", tmp_path / "src", preprocess="impute")
-    stats = label_stats(table)
     for splits in (("val", "train"), ("train", "val")):
         train = concat_splits([load_split(table, s) for s in splits])
-        cfg = WorkerConfig(data=str(table.root), stats=stats.to_dict(), scheme="mcloss", oversample="lpros",
-                           oversample_budget=1.0, train_splits=splits)
-        out = _with_lpros_copies(table, train, cfg)
-        copies = out.inputs[len(train):].numpy().ravel()
+        cfg = trial_config(table, scheme="mcloss", oversample="lpros", oversample_budget=1.0, train_splits=list(splits))
+        out = train_shard(table, splits, None, 0, 1, _lpros_copies(table, cfg))
+        copies = out.inputs[len(train) :].numpy().ravel()
         assert len(copies) > 0 and set(copies.tolist()) == {99.0}  # the training row, never a val row
         # each copy labelled with its minority node alone, closed upward: 01/01 -> {01, 01/01}
-        labelled = {tuple(r) for r in out.targets[len(train):].numpy().astype(int).tolist()}
+        labelled = {tuple(r) for r in out.targets[len(train) :].numpy().astype(int).tolist()}
         assert labelled <= {(1, 1, 0), (1, 0, 0)}
         assert np.array_equal(out.inputs[: len(train)].numpy(), train.inputs.numpy())
+        assert np.array_equal(out.targets[: len(train)].numpy(), train.targets.numpy())
+        # two ranks: every item (rows and copies) on exactly one of them, item i on rank i % 2
+        halves = [train_shard(table, splits, None, r, 2, _lpros_copies(table, cfg)) for r in (0, 1)]
+        assert halves[0].per_rank == halves[1].per_rank == -(-len(out) // 2)
+        for r, half in enumerate(halves):
+            assert np.array_equal(half.inputs.numpy(), out.inputs[r::2].numpy())
+            assert np.array_equal(half.targets.numpy(), out.targets[r::2].numpy())

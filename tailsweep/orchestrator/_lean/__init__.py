@@ -2,6 +2,7 @@
 
 * ``inline.py``: the Train controller inside the trial's process, worker and sync-actor reuse, the
   placement-group sweeper (Ray Train V2 internals: ``TrainController``, ``WorkerGroup`` steps, ...).
+* ``on_worker.py``: what kept Train workers run between trials (process groups, GPU memory, a Ray Train fix).
 * ``setup_worker.py``: the worker launcher of a local lean Ray (over ``ray_constants.SETUP_WORKER_FILENAME``).
 * here: the version gate, the Ray Train settings a lean sweep sets, and the local-Ray start-up patches.
 
@@ -50,8 +51,10 @@ def unsupported(version: str | None = None) -> str | None:
     minor = ".".join(version.split(".")[:2])
     if minor == TESTED_RAY:
         return None
-    return (f"resources.lean: Ray {version} is not the version the lean path was tested with ({TESTED_RAY}.x); "
-            "running the plain Train V2 path instead (same results, more per-trial start-up)")
+    return (
+        f"resources.lean: Ray {version} is not the version the lean path was tested with ({TESTED_RAY}.x); "
+        "running the plain Train V2 path instead (same results, more per-trial start-up)"
+    )
 
 
 @contextlib.contextmanager

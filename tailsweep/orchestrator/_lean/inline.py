@@ -20,6 +20,9 @@ And a trial process keeps Train's synchronisation actor from one worker group to
 it keeps its Train worker processes too when a run finishes cleanly, and the next trial's run starts on
 them (:class:`WorkerReuse`): no process start and no Ray, torch, torchvision imports per trial.
 
+A worker group that lost a node is retried like a preempted one, not charged to ``train.max_failures``
+(:class:`NodeLossPolicy`).
+
 Internal Ray Train V2 API (``TrainController``, ``DataParallelTrainer._initialize_and_run_controller``),
 pinned to ray 2.60 by constraints.txt and covered by tests/integration (statuses, exactly-once metrics
 after a worker restart, ASHA stops). The gain is measured by benchmarks/overhead.py (docs/benchmarks.md).
@@ -40,11 +43,13 @@ from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
 from ray.train.v2._internal.execution.callback import WorkerGroupCallback
 from ray.train.v2._internal.execution.controller import TrainController
+from ray.train.v2._internal.execution.failure_handling import DefaultFailurePolicy, FailureDecision
 from ray.train.v2._internal.execution.scaling_policy.fixed import FixedScalingPolicy
 from ray.train.v2._internal.execution.worker_group import WorkerGroup
 from ray.train.v2._internal.execution.worker_group import state as group_state
 from ray.train.v2._internal.util import invoke_context_managers
 from ray.train.v2.api.callback import UserCallback
+from ray.train.v2.api.exceptions import WorkerGroupError
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +176,7 @@ class SyncActorReuse:
             return SoloBarrier()
         if self.handle is not None and self._args == kwargs:
             try:
-                idle = ray.get([self.handle.get_counter.remote(), self.handle.get_required_ranks.remote()],
-                               timeout=30)
+                idle = ray.get([self.handle.get_counter.remote(), self.handle.get_required_ranks.remote()], timeout=30)
             except Exception:
                 idle = None
             if idle == [0, None]:
@@ -222,8 +226,10 @@ class SoloBarrier:
     @staticmethod
     def _broadcast(world_rank: int, world_size: int, data, caller_method_name: str = "", **_):
         if (world_rank, world_size) != (0, 1):
-            raise RuntimeError(f"{caller_method_name or 'a collective'}: rank {world_rank} of {world_size} reached the "
-                               "one-worker barrier (SoloBarrier); only a group of one worker may use it")
+            raise RuntimeError(
+                f"{caller_method_name or 'a collective'}: rank {world_rank} of {world_size} reached the "
+                "one-worker barrier (SoloBarrier); only a group of one worker may use it"
+            )
         return data
 
     broadcast_from_rank_zero = _Local(_broadcast)
@@ -251,9 +257,11 @@ def install_sync_actor_reuse() -> SyncActorReuse:
 def _kv(op: str, pg_hex: str):
     from ray.experimental import internal_kv
 
-    fn = {"put": lambda k: internal_kv._internal_kv_put(k, b"1", namespace=PARKED_NAMESPACE),
-          "del": lambda k: internal_kv._internal_kv_del(k, namespace=PARKED_NAMESPACE),
-          "has": lambda k: internal_kv._internal_kv_exists(k, namespace=PARKED_NAMESPACE)}[op]
+    fn = {
+        "put": lambda k: internal_kv._internal_kv_put(k, b"1", namespace=PARKED_NAMESPACE),
+        "del": lambda k: internal_kv._internal_kv_del(k, namespace=PARKED_NAMESPACE),
+        "has": lambda k: internal_kv._internal_kv_exists(k, namespace=PARKED_NAMESPACE),
+    }[op]
     return fn(pg_hex.encode())
 
 
@@ -277,6 +285,28 @@ class _Parked:
         return self.pg_handle.placement_group.id.hex()
 
 
+def _holds_gpus(key: tuple) -> bool:
+    """Whether a worker group of this shape (``ReusingWorkerGroup._shape``: resources per worker second) has GPUs."""
+    try:
+        return float(dict(key[1]).get("GPU", 0)) > 0
+    except (TypeError, ValueError, IndexError):
+        return False
+
+
+def gpus_wanted_elsewhere() -> bool:
+    """Whether a placement group that asks for GPUs is pending (a worker group waiting for them)."""
+    from ray.util.placement_group import placement_group_table
+
+    try:
+        table = placement_group_table()
+    except Exception:
+        return False
+    return any(
+        pg.get("state") == "PENDING" and any("GPU" in b for b in (pg.get("bundles") or {}).values())
+        for pg in table.values()
+    )
+
+
 class WorkerReuse:
     """Keeps a finished worker group's processes for the next Train run of this trial process.
 
@@ -294,7 +324,9 @@ class WorkerReuse:
     A placement group outlives the process that created it, so a parked group is also marked in the
     GCS (``PARKED_NAMESPACE``) for the driver's :class:`PlacementGroupSweeper`, which leaves it to this
     process and removes it when the sweep ends; and a group left parked ``IDLE_S`` seconds (Tune gave
-    this process no further trial) is released here.
+    this process no further trial) is released here -- a group on GPUs as soon as another worker group waits
+    for GPUs. Before parking, each worker destroys its process group (an NCCL communicator never outlives its
+    run; the next run builds a new one) and frees what the run left on its GPU (``on_worker.end_process_group``).
     Measured (docs/benchmarks.md, interleaved A/B, 6 three-epoch resnet18 trials): sweep wall 91 -> 66 s one
     at a time, 56 -> 45 s two at a time; a later trial's first step 5 s -> 0.6 s after its start.
     Risk: module state of the training function carries over between trials in a worker process, as it
@@ -303,6 +335,7 @@ class WorkerReuse:
     tests/integration/test_sweep.py covers the hand-over after a worker restart and the release rules."""
 
     IDLE_S = 30.0
+    POLL_S = 0.5
     MAX_RUNS = 50
 
     def __init__(self):
@@ -323,7 +356,7 @@ class WorkerReuse:
     def park(self, key: tuple, state, runs: int) -> None:
         import ray
 
-        from ...trainables.worker import end_process_group
+        from .on_worker import end_process_group
 
         ray.get([w.execute_async(end_process_group) for w in state.workers], timeout=60)
         done = [w.actor.shutdown.remote() for w in state.workers]  # the workers' shutdown hooks, as Train runs them
@@ -335,15 +368,30 @@ class WorkerReuse:
             old, self._parked = self._parked, parked
         if old is not None:
             self._retire(old)
-        timer = threading.Timer(self.IDLE_S, self._expire, args=(parked,))
-        timer.daemon = True
-        timer.start()
+        threading.Thread(target=self._watch, args=(parked,), daemon=True, name="parked-workers").start()
 
     def release(self) -> None:
         with self._lock:
             parked, self._parked = self._parked, None
         if parked is not None:
             self._retire(parked)
+
+    def _watch(self, parked: _Parked) -> None:
+        """Release the parked group after ``IDLE_S``, or at once when it holds GPUs and another worker group
+        waits for GPUs (a pending placement group asking for them): GPUs are not kept idle for our next trial
+        while another trial could use them."""
+        import time
+
+        gpus = _holds_gpus(parked.key)
+        deadline = time.monotonic() + self.IDLE_S
+        while time.monotonic() < deadline:
+            time.sleep(self.POLL_S)
+            if self._parked is not parked:
+                return
+            if gpus and gpus_wanted_elsewhere():
+                log.info("another worker group waits for GPUs: releasing the parked one")
+                break
+        self._expire(parked)
 
     def _expire(self, parked: _Parked) -> None:
         with self._lock:
@@ -394,10 +442,17 @@ class ReusingWorkerGroup(WorkerGroup):
     def _shape(self, scaling_config, ctx) -> tuple | None:
         if scaling_config.use_tpu:
             return None
-        env = WorkerGroup._get_worker_runtime_env(custom_runtime_env=self._train_run_context.run_config.worker_runtime_env)
-        return (ctx.num_workers, tuple(sorted(ctx.resources_per_worker.items())), ctx.placement_strategy,
-                repr(ctx.label_selector), repr(sorted(dict(env).get("env_vars", {}).items())),
-                repr({k: v for k, v in dict(env).items() if k != "env_vars"}))
+        env = WorkerGroup._get_worker_runtime_env(
+            custom_runtime_env=self._train_run_context.run_config.worker_runtime_env
+        )
+        return (
+            ctx.num_workers,
+            tuple(sorted(ctx.resources_per_worker.items())),
+            ctx.placement_strategy,
+            repr(ctx.label_selector),
+            repr(sorted(dict(env).get("env_vars", {}).items())),
+            repr({k: v for k, v in dict(env).items() if k != "env_vars"}),
+        )
 
     def _create_placement_group(self, scaling_config, worker_group_context):
         self._key = self._shape(scaling_config, worker_group_context)
@@ -406,16 +461,35 @@ class ReusingWorkerGroup(WorkerGroup):
             return self._claimed.pg_handle
         return super()._create_placement_group(scaling_config, worker_group_context)
 
-    def _create_workers(self, num_workers, placement_group, resources_per_worker, placement_group_bundle_indices=None,
-                        starting_world_rank=0, world_size=None, replica_group_size=None):
+    def _create_workers(
+        self,
+        num_workers,
+        placement_group,
+        resources_per_worker,
+        placement_group_bundle_indices=None,
+        starting_world_rank=0,
+        world_size=None,
+        replica_group_size=None,
+    ):
         parked, self._claimed = self._claimed, None
-        if (parked is not None and placement_group_bundle_indices is None and len(parked.workers) == num_workers
-                and parked.pg_handle.placement_group.id == placement_group.id):
+        if (
+            parked is not None
+            and placement_group_bundle_indices is None
+            and len(parked.workers) == num_workers
+            and parked.pg_handle.placement_group.id == placement_group.id
+        ):
             self._reused, self._runs = True, parked.runs
             from ray.train.v2._internal.execution.worker_group.worker import Worker
 
-            workers = [Worker(w.actor, w.metadata, resources_per_worker,
-                              placement_group_bundle_index=w.placement_group_bundle_index) for w in parked.workers]
+            workers = [
+                Worker(
+                    w.actor,
+                    w.metadata,
+                    resources_per_worker,
+                    placement_group_bundle_index=w.placement_group_bundle_index,
+                )
+                for w in parked.workers
+            ]
             return WorkerGroup._assign_worker_ranks(workers, starting_world_rank, world_size, replica_group_size)
         if parked is not None:  # not expected (the shape matched): free its bundles for new workers
             import ray
@@ -425,16 +499,22 @@ class ReusingWorkerGroup(WorkerGroup):
                 with contextlib.suppress(Exception):
                     ray.kill(w.actor)
         self._reused, self._runs = False, 0
-        return super()._create_workers(num_workers, placement_group, resources_per_worker,
-                                       placement_group_bundle_indices, starting_world_rank, world_size,
-                                       replica_group_size)
+        return super()._create_workers(
+            num_workers,
+            placement_group,
+            resources_per_worker,
+            placement_group_bundle_indices,
+            starting_world_rank,
+            world_size,
+            replica_group_size,
+        )
 
     def _init_train_context(self, workers, sync_actor) -> None:
         super()._init_train_context(workers, sync_actor)
         if self._reused:
             import ray
 
-            from ...trainables.worker import fresh_checkpoint_upload_pool
+            from .on_worker import fresh_checkpoint_upload_pool
 
             ray.get([w.execute_async(fresh_checkpoint_upload_pool) for w in workers])
 
@@ -480,6 +560,90 @@ class LocalScaling(FixedScalingPolicy):
         pass
 
 
+class NodeWatch(WorkerGroupCallback):
+    """The nodes (id -> IP) the current worker group's workers run on."""
+
+    def __init__(self):
+        self.nodes: dict[str, str] = {}
+
+    def after_worker_group_start(self, worker_group):
+        self.nodes = {w.metadata.node_id: w.metadata.node_ip for w in worker_group.get_workers()}
+
+
+NODE_LOSS_WAIT_S = 60.0  # how long a failure decision waits for the GCS to say whether a worker's node died
+
+
+def _failed_actors(error: WorkerGroupError) -> list[str]:
+    """Hex ids of the worker actors a worker-group failure reports as dead or unreachable (not a user error)."""
+    from ray.exceptions import RayActorError
+    from ray.train.v2._internal.exceptions import WorkerHealthCheckFailedError
+
+    out = []
+    for failure in error.worker_failures.values():
+        if isinstance(failure, WorkerHealthCheckFailedError):
+            failure = failure.health_check_failure
+        if isinstance(failure, RayActorError) and failure.actor_id:
+            out.append(failure.actor_id)
+    return out
+
+
+def lost_node_of(actors: list[str], nodes: dict[str, str], wait_s: float = NODE_LOSS_WAIT_S) -> list[str]:
+    """The group's nodes the cluster lost, waiting until the GCS has settled the failed actors' fate.
+
+    A worker whose node vanishes is first *unreachable* (its connection reset) and only declared dead once the
+    GCS's health checks give up on the node (about 15 s with Ray's defaults); a worker process that died on a
+    live node is declared dead at once by its raylet. So: poll until a node of the group is dead (a node loss),
+    or every failed actor is DEAD with its node alive (not one), or ``wait_s`` passes (not one)."""
+    import time
+
+    import ray._private.state as gcs
+
+    from ...trainables._tracking import lost_nodes
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        if lost := lost_nodes(nodes):
+            return lost
+        try:
+            settled = all(gcs.actors(actor_id=a).get("State") == "DEAD" for a in actors)
+        except Exception:  # noqa: BLE001 -- the GCS did not answer: keep waiting
+            settled = False
+        if settled or time.monotonic() >= deadline:
+            return lost_nodes(nodes)
+        time.sleep(1.0)
+
+
+class NodeLossPolicy(DefaultFailurePolicy):
+    """Ray Train's failure policy, except that a worker group which lost a node (a node of its failed workers
+    is no longer alive) is charged to ``FailureConfig.max_preemption_failures`` (unlimited by default) instead
+    of ``max_failures``, as Ray charges a node the autoscaler drained for preemption. Ray tells a preemption
+    from other deaths only by that drain; a spot node reclaimed without it, or a machine that dies, would
+    otherwise fail the trial under tailsweep's default ``train.max_failures: 0``, which is meant for errors of
+    the training itself (retrying a bug repeats it)."""
+
+    def __init__(self, failure_config, watch: NodeWatch):
+        super().__init__(failure_config)
+        self.watch = watch
+        self.node_losses = 0
+
+    def make_decision(self, training_failed_error):
+        actors = _failed_actors(training_failed_error) if isinstance(training_failed_error, WorkerGroupError) else []
+        lost = lost_node_of(actors, self.watch.nodes) if actors else []
+        if not lost:
+            return super().make_decision(training_failed_error)
+        self.node_losses += 1
+        limit = self.failure_config.max_preemption_failures
+        decision = FailureDecision.RETRY if limit == -1 or self.node_losses <= limit else FailureDecision.RAISE
+        log.warning(
+            "worker group lost node(s) %s: %s (node loss %d of %s allowed)",
+            ", ".join(lost),
+            decision.value,
+            self.node_losses,
+            "unlimited" if limit == -1 else limit,
+        )
+        return decision
+
+
 class InlineTorchTrainer(TorchTrainer):
     """A ``TorchTrainer`` whose controller runs in the calling process (the Tune trial actor).
     ``reuse_workers``: start on, and keep, worker processes of this process's earlier runs (:class:`WorkerReuse`)."""
@@ -493,13 +657,15 @@ class InlineTorchTrainer(TorchTrainer):
         return [c for c in super()._create_default_callbacks() if not isinstance(c, drop)]
 
     def _initialize_and_run_controller(self, **controller_init_kwargs):
-        install_sync_actor_reuse().solo = (self.scaling_config.num_workers == 1
-                                           and os.environ.get(SYNC_ACTOR_ENV) != "1")
+        install_sync_actor_reuse().solo = self.scaling_config.num_workers == 1 and os.environ.get(SYNC_ACTOR_ENV) != "1"
         policy = controller_init_kwargs.get("scaling_policy")
         if os.environ.get(LOCAL_RAY_ENV) == "1" and type(policy) is FixedScalingPolicy:
             controller_init_kwargs["scaling_policy"] = LocalScaling(policy.scaling_config)
         if not self.reuse_workers:
             _workers.release()
+        watch = NodeWatch()
+        controller_init_kwargs["callbacks"] = [*controller_init_kwargs.get("callbacks", []), watch]
+        controller_init_kwargs["failure_policy"] = NodeLossPolicy(self.run_config.failure_config, watch)
         controller = (ReusingController if self.reuse_workers else TrainController)(**controller_init_kwargs)
         try:
             asyncio.run(controller.run())
