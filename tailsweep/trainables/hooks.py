@@ -8,6 +8,10 @@ each epoch, after each optimiser step and when it builds an epoch's metrics; wit
   epoch instead of at its start (mid-epoch: the weights have moved past the last checkpoint); only trials of
   ``<scheme>`` when given. With ``TAILSWEEP_FAULT_ONCE`` set to a file path, the fault fires once: the file marks
   it fired and says where (JSON: scheme, epoch, step, pid, and the Ray node id when in a Ray worker).
+  ``exit`` waits ``EXIT_GRACE_S`` first: Ray Train's worker hands its reports over through a one-slot queue that
+  the controller polls every 2 s, and a process that dies while a poll's reply is in flight loses that report
+  (and its checkpoint) -- with tiny test epochs the restart would then resume from scratch by chance, not
+  because no checkpoint was due. The wait makes "resumed from the last checkpoint" something a test can assert.
 - Start-up timestamps (benchmarks/overhead.py): ``TAILSWEEP_TIMESTAMPS=1`` adds the wall-clock times at which
   the worker's process started, its training function was entered and its first step ran
   (``time/worker_process_start``, ``time/loop_entered``, ``time/first_step``) to every epoch's metrics.
@@ -24,6 +28,7 @@ from pathlib import Path
 FAULT_ENV = "TAILSWEEP_FAULT"
 FAULT_ONCE_ENV = "TAILSWEEP_FAULT_ONCE"
 TIMESTAMPS_ENV = "TAILSWEEP_TIMESTAMPS"
+EXIT_GRACE_S = 3.0  # > Ray Train's 2 s poll interval: the reports made before the fault reach the controller
 
 
 class WorkerHook:
@@ -76,6 +81,7 @@ class FaultInjection(WorkerHook):
         if self.action == "raise":
             raise RuntimeError(f"{FAULT_ENV}: injected failure at epoch {self.at}")
         if self.action == "exit":
+            time.sleep(EXIT_GRACE_S)
             os._exit(1)
         time.sleep(600)  # hold
 
