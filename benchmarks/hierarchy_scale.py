@@ -11,7 +11,7 @@ Times: wall and this thread's CPU time (``time.thread_time``); the machine is sh
 steadier figure and wall the one a user waits. Build: best of 3; forward + backward: best of ``--steps`` after one
 warm-up step.
 
-Usage: ``python benchmarks/hierarchy_scale.py [--sizes 4000,20000,50000,100000] [--landed ac8f0c8]``
+Usage: ``python benchmarks/hierarchy_scale.py [--sizes 4000,20000,50000,100000] [--landed 6f3ce4d]``
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="Hierarchy build and MCLoss forward + backward at scale")
     ap.add_argument("--sizes", default="4000,20000,50000,100000")
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--landed", default="ac8f0c8", help="commit of the landed implementation to compare with")
+    ap.add_argument("--landed", default="6f3ce4d", help="commit of the landed implementation to compare with")
     ap.add_argument("--cap", type=float, default=600.0, help="seconds before a landed run is stopped")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
