@@ -155,9 +155,15 @@ class NodeImbalanceLoss(MCLoss):
             return weighted
         return self.mix * weighted + (1 - self.mix) * self._reduce(bce)
 
+    def _divisor(self, z: torch.Tensor) -> float:
+        return 1.0 if self.reduction == "sum" else float(z.numel())
+
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        p = torch.sigmoid(logits.float())
-        y = targets.to(p.dtype)
+        z = logits.float()
+        y = targets.to(z.dtype)
+        if self.mix >= 1.0 and (fused := self.fused_sum(z, y, self._divisor(z))) is not None:
+            return fused  # the one-sweep path; the composition below gives the same value
+        p = torch.sigmoid(z)
         return self._mixed(self.elementwise_bce(p, y), y)
 
     def weight_table(self) -> dict:
@@ -248,6 +254,10 @@ class NodeImbalanceFocalLoss(NodeImbalanceLoss):
         with torch.no_grad():
             u = uncertainty(p, self.mode)  # from the unconstrained sigmoids, detached
             factor = self.f_min + (u.pow(self.k) if self.k != 1 else u)
+        if self.mix >= 1.0:
+            z, yy = logits.float().reshape(m * b, c), y.reshape(m * b, c)
+            if (fused := self.fused_sum(z, yy, self._divisor(z), factor.expand(m, b, c).reshape(m * b, c))) is not None:
+                return fused
         bce = self.elementwise_bce(p.reshape(m * b, c), y.reshape(m * b, c)).view(m, b, c)
         return self._mixed(bce, y, factor)
 

@@ -13,6 +13,7 @@ first maximum, as ``torch.max`` picks it). Trees and DAGs (several parents) alik
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -25,6 +26,9 @@ from ..datasets import LabelStats
 from ..datasets._graph import edges_from_lists, heights
 
 _LOW = (1 << 32) - 1  # low half of a packed float32 key: _LOW - node index (the lowest index wins a tie)
+_MASK31 = (1 << 31) - 1  # a float32's bits without its sign
+_INT32_MIN = -(1 << 31)
+_LITTLE = sys.byteorder == "little"  # the closed sweep reads the halves of its int64 keys as int32 pairs
 
 
 def _ordered_bits(p: torch.Tensor, nonnegative: bool = False) -> torch.Tensor:
@@ -53,12 +57,22 @@ class _MaxConstraint(torch.autograd.Function):
 
 class _MCLossBCE(torch.autograd.Function):
     """BCE(h, y) per element with h = (1 - y) MCM(p) + y MCM(y p): the composition of two ``_MaxConstraint`` and
-    ``probability_bce``, in one function so that autograd keeps two int32 index tensors and h, nothing else.
-    Same values and gradients (torch's BCE backward: (h - y) / max(h (1 - h), 1e-12))."""
+    ``probability_bce``, in one function so that autograd keeps the index tensors and h, nothing else.
+    Same values and gradients (torch's BCE backward: (h - y) / max(h (1 - h), 1e-12)).
+
+    With 0/1 targets closed upward (see :meth:`Hierarchy.closed_targets`) one sweep finds both maxima
+    (:meth:`Hierarchy.closed_argmax`); otherwise two sweeps, one over p and one over y p."""
 
     @staticmethod
     def forward(ctx, p: torch.Tensor, y: torch.Tensor, hierarchy: Hierarchy) -> torch.Tensor:
         p, y = p.detach(), y.detach()
+        if hierarchy.closed_targets(y) and hierarchy.closed_sweep_fits(p):
+            yt = y.t().contiguous()
+            h, arg = hierarchy.closed_argmax(p, yt)
+            ctx.closed = True
+            ctx.save_for_backward(h, yt, arg)
+            return F.binary_cross_entropy(h, yt, reduction="none").t()  # node-major inside, (B, C) outside
+        ctx.closed = False
         yp = y * p
         # skipping the sign flip of negative floats needs a look at y: a host sync, taken on the CPU only
         nonnegative = not p.is_cuda and bool((y >= 0).all())  # then y p is too (p: probabilities)
@@ -73,11 +87,72 @@ class _MCLossBCE(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
+        if ctx.closed:
+            h, yt, arg = ctx.saved_tensors
+            gh = _bce_grad(h, yt).mul_(grad.t())
+            return torch.zeros_like(gh).scatter_add_(0, arg, gh).t(), None, None
         h, y, arg_all, arg_pos = ctx.saved_tensors
         gh = grad * (h - y) / ((1 - h) * h).clamp_(min=1e-12)
         gp = torch.zeros_like(gh).scatter_add_(1, arg_all.long(), (1 - y) * gh)
         gp += y * torch.zeros_like(gh).scatter_add_(1, arg_pos.long(), y * gh)
         return gp, None, None
+
+
+def _bce_grad(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """d BCE(h, y) / dh as torch computes it: (h - y) / max(h (1 - h), 1e-12)."""
+    return (h - y).div_(torch.mul(1 - h, h).clamp_(min=1e-12))
+
+
+class _GivenGradient(torch.autograd.Function):
+    """A scalar computed together with its gradient w.r.t. ``z`` (:func:`_closed_sum`): the backward hands that
+    gradient over, scaled in place (no second B x C allocation); a second backward through a retained graph
+    recomputes it with ``again()``, since the first one's tensor belongs to ``z.grad`` by then."""
+
+    @staticmethod
+    def forward(ctx, z, value, gz, again):
+        ctx.gz, ctx.again = gz, again
+        return value.clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        gz, ctx.gz = ctx.gz, None
+        if gz is None:
+            gz = ctx.again()
+        if grad.device.type != "cpu" or grad.item() != 1.0:  # no host sync on a GPU
+            gz.mul_(grad)
+        return gz, None, None, None
+
+
+def _closed_sum(z, y, hierarchy, pos, neg, factor, divisor, want_grad, check):
+    """MCLoss's weighted sum / ``divisor`` for 0/1 targets closed upward, from float32 logits ``z`` (B, C): a
+    float64 scalar and its gradient w.r.t. z (None unless ``want_grad``), computed together chunk by chunk
+    (:meth:`Hierarchy.closed_chunk`). With ``check`` each chunk first verifies that its targets are 0/1 and
+    closed upward, and the whole call returns None at the first that is not."""
+    gz = torch.empty_like(z) if want_grad else None
+    rows = hierarchy.chunk_rows(z.shape[0], z.device)
+    notidx = torch.arange(hierarchy.num_nodes, dtype=torch.int32, device=z.device).bitwise_not_().unsqueeze(1)
+    total = torch.zeros((), dtype=torch.float64, device=z.device)
+    for a in range(0, z.shape[0], rows):
+        b = a + rows
+        part = hierarchy.closed_chunk(
+            z[a:b],
+            y[a:b],
+            pos,
+            neg,
+            None if factor is None else factor[a:b],
+            divisor,
+            gz[a:b] if want_grad else None,
+            notidx,
+            check,
+        )
+        if part is None:
+            return None
+        total += part
+    return total / divisor, gz
+
+
+_CHUNK_ELEMENTS = 1 << 21  # (node, row) keys per chunk on the CPU: 16 MB of int64, within a server's L3 cache
 
 
 class Hierarchy(nn.Module):
@@ -128,10 +203,7 @@ class Hierarchy(nn.Module):
         keys = torch.empty(num, p.shape[0], dtype=torch.int64, device=p.device)
         keys.copy_(_ordered_bits(p.float(), nonnegative).t()).bitwise_left_shift_(32)
         keys.bitwise_or_(torch.arange(num, device=p.device).bitwise_not_().bitwise_and_(_LOW).unsqueeze(1))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="index_reduce.. is in beta")
-            for child, parent in self._levels():
-                keys.index_reduce_(0, parent, keys.index_select(0, child), "amax", include_self=True)
+        self._sweep(keys)
         low = keys.to(torch.int32)  # the low half, wrapped: ~index
         del keys
         return low.bitwise_not_().t().contiguous()
@@ -151,6 +223,97 @@ class Hierarchy(nn.Module):
                 cand = torch.where(reached, arg.index_select(0, child), big)
                 arg.index_reduce_(0, parent, cand, "amin", include_self=True)
         return arg.t().contiguous()
+
+    def closed_targets(self, y: torch.Tensor) -> bool:
+        """True when every entry of ``y`` (B, C) is 0 or 1 and every positive's parents are positive, row by row
+        (labels closed upward, as HMC data and tailsweep's imported hierarchies are). A negative node then has
+        only negative descendants, so MCLoss's two maxima (over all descendants for negatives, over the
+        positive ones for positives) come from one sweep. One host sync on a GPU."""
+        if self.num_nodes >= 2**31 or y.dim() != 2 or y.shape[1] != self.num_nodes:
+            return False
+        yb = y != 0
+        bad = (y != yb).any()
+        if self.num_edges:
+            bad |= (yb.index_select(1, self.edge_child) > yb.index_select(1, self.edge_parent)).any()
+        return not bool(bad)
+
+    def closed_sweep_fits(self, p: torch.Tensor) -> bool:
+        """float32 probabilities (no negative value: a host sync on a GPU), below 2**31 nodes."""
+        return _LITTLE and p.dtype == torch.float32 and self.num_nodes < 2**31 and bool((p >= 0).all())
+
+    def closed_argmax(self, p: torch.Tensor, yt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MCLoss's h and its argmax positions, node-major (C, B): h float32 and arg int64 (node index). ``p`` (B, C)
+        float32 >= 0; ``yt`` (C, B) 0/1 targets closed upward (:meth:`closed_targets`).
+
+        One sweep of int64 keys: the high half holds p's bits, with the sign bit set on negatives so that every
+        positive outranks every negative; the low half ~index (the lowest index wins a tie). A positive node (its
+        own key a positive's) ends at its best positive descendant, a negative one at its best descendant, all of
+        them negative -- the two maxima of h = (1 - y) MCM(p) + y MCM(y p)."""
+        num = self.num_nodes
+        high = p.contiguous().view(torch.int32) & _MASK31  # -0.0 as 0.0
+        keys = torch.empty(num, p.shape[0], dtype=torch.int64, device=p.device)
+        keys.copy_(high.t())
+        del high
+        keys.add_((yt == 0).to(torch.int64), alpha=_INT32_MIN).bitwise_left_shift_(32)
+        keys.bitwise_or_(torch.arange(num, device=p.device).bitwise_not_().bitwise_and_(_LOW).unsqueeze(1))
+        self._sweep(keys)
+        halves = keys.view(torch.int32).view(num, -1, 2)  # little-endian: [..., 0] low, [..., 1] high
+        h = (halves[..., 1] & _MASK31).view(torch.float32)
+        arg = halves[..., 0].to(torch.int64).bitwise_not_()
+        return h, arg
+
+    def chunk_rows(self, batch: int, device: torch.device) -> int:
+        """Rows per chunk of :class:`_MCLossSum`: the whole batch on a GPU (kernel launches are its cost), about
+        ``_CHUNK_ELEMENTS`` keys on the CPU (memory traffic is). Measured in docs/benchmarks.md (hierarchy scale)."""
+        if device.type != "cpu":
+            return max(batch, 1)
+        return max(1, min(batch, _CHUNK_ELEMENTS // max(self.num_nodes, 1)))
+
+    def closed_chunk(self, z, y, pos, neg, factor, divisor, gz_out, notidx, check=False) -> torch.Tensor | None:
+        """-sum(w log(where(y, h, 1 - h)) clamped at -100) over rows ``z`` (n, C) logits and ``y`` (n, C) 0/1 targets
+        closed upward, h MCLoss's output (float64 scalar). Writes d/dz of that sum / ``divisor`` into ``gz_out``
+        (n, C) unless None. With ``check``, None (and nothing written) when ``y`` is not 0/1 closed upward: the
+        same test as :meth:`closed_targets`, on node-major rows in the cache instead of columns of the batch.
+        Node-major inside: one transpose in, one out; the keys' int32 halves are written and read in place
+        (high: p's bits, with the sign bit set on negative targets; low: ~index), see :meth:`closed_argmax`."""
+        num, n = self.num_nodes, z.shape[0]
+        yf = y.t().contiguous()
+        yt = yf != 0
+        if check:
+            bad = torch.ne(yf, yt).any()
+            if self.num_edges:
+                bad |= (yt.index_select(0, self.edge_child) > yt.index_select(0, self.edge_parent)).any()
+            if bool(bad):
+                return None
+        # (C, n), a new tensor (z.t().contiguous() would be z itself for one row); sigmoids are >= +0.0, so their
+        # bits order as int32
+        p = torch.empty(num, n, dtype=z.dtype, device=z.device).copy_(z.t()).sigmoid_()
+        keys = torch.empty(num, n, 2, dtype=torch.int32, device=z.device)
+        keys[..., 0] = notidx
+        bits = p.view(torch.int32)
+        torch.where(yt, bits, bits | _INT32_MIN, out=keys[..., 1])
+        self._sweep(keys.view(torch.int64).view(num, n))
+        h = (keys[..., 1] & _MASK31).view(torch.float32)
+        w = None if pos is None else torch.where(yt, pos.unsqueeze(1), neg.unsqueeze(1))
+        if factor is not None:
+            w = factor.t() if w is None else w * factor.t()
+        logs = torch.where(yt, h, 1 - h).log_().clamp_(min=-100)
+        total = -(logs if w is None else logs.mul_(w)).sum(dtype=torch.float64)
+        if gz_out is not None:
+            gh = _bce_grad(h, yf).mul_(1.0 / divisor)
+            if w is not None:
+                gh.mul_(w)
+            arg = keys[..., 0].bitwise_not().long()
+            gp = torch.zeros_like(gh).scatter_add_(0, arg, gh)
+            gz_out.copy_(gp.mul_(p).mul_(1 - p).t())
+        return total
+
+    def _sweep(self, keys: torch.Tensor) -> None:
+        """Fold each level's children into their parents (amax, in place), node-major keys."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="index_reduce.. is in beta")
+            for child, parent in self._levels():
+                keys.index_reduce_(0, parent, keys.index_select(0, child), "amax", include_self=True)
 
     def mcm(self, p: torch.Tensor) -> torch.Tensor:
         """Coherent outputs: out[:, A] = max of p over A's descendants (A included). Shape (B, C)."""
@@ -237,9 +400,39 @@ class MCLoss(nn.Module):
         return y * pos + (1 - y) * neg
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        p = torch.sigmoid(logits.float())
-        y = targets.to(p.dtype)
+        z = logits.float()
+        y = targets.to(z.dtype)
+        fused = self.fused_sum(z, y, divisor=z.numel())
+        if fused is not None:
+            return fused
+        p = torch.sigmoid(z)
         return (self.elementwise_bce(p, y) * self.element_weight(y)).mean()
+
+    def fused_sum(
+        self, z: torch.Tensor, y: torch.Tensor, divisor: float, factor: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """sum(BCE(h, y) * target weights * ``factor``) / ``divisor`` by the one-sweep path (:func:`_closed_sum`),
+        or None where it does not apply (targets not 0/1 closed upward, a big-endian host): the caller then takes
+        the composition, which gives the same value. ``z`` float32 logits (B, C); ``factor`` (B, C), detached.
+        On a GPU the targets are checked first (one host sync); on the CPU chunk by chunk, in the cache."""
+        if not (_LITTLE and z.dtype == torch.float32 and z.dim() == 2 and y.shape == z.shape):
+            return None
+        cpu = z.device.type == "cpu"
+        if not cpu and not self.hierarchy.closed_targets(y):
+            return None
+        pos, neg = (t.detach() for t in self.target_weights())
+        want = z.requires_grad and torch.is_grad_enabled()
+        args = (z.detach(), y.detach(), self.hierarchy, pos, neg, factor, divisor)
+        with torch.no_grad():
+            out = _closed_sum(*args, want_grad=want, check=cpu)
+        if out is None:
+            return None
+        value, gz = out
+        if not want:
+            return value.to(z.dtype)
+        return _GivenGradient.apply(
+            z, value.to(z.dtype), gz, lambda: _closed_sum(*args, want_grad=True, check=False)[1]
+        )
 
     def weight_table(self) -> dict[str, list[float]]:
         return {"pos_weight": self.pos_weight.tolist(), "neg_weight": self.neg_weight.tolist()}

@@ -253,3 +253,126 @@ def test_the_float32_sweep_agrees_with_the_float64_one_and_a_cycle_is_refused():
     assert torch.equal(h.argmax_descendants(-p.float()).long(), h.argmax_descendants(-p).long())  # negative values
     with pytest.raises(ValueError, match="cycle"):
         Hierarchy([[2], [0], [1]])
+
+
+def _stats_of(parents):
+    return LabelStats.from_counts(
+        list(range(1, len(parents) + 1)), n_train=len(parents) + 5, parents=[[f"l{q}" for q in ps] for ps in parents]
+    )
+
+
+def _closed(h, n_rows, rate, seed):
+    """0/1 targets closed upward (every positive's ancestors positive), as HMC tables hold them."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        return h.mcm((torch.rand(n_rows, h.num_nodes, generator=g) < rate).float())
+
+
+def _value_and_grad(loss, z, y):
+    z = z.detach().clone().requires_grad_(True)
+    out = loss(z, y)
+    out.backward()
+    return out.detach(), z.grad
+
+
+@pytest.mark.parametrize(
+    "scheme,params,heads",
+    [
+        ("mcloss", {}, 0),
+        ("node_imbalance", {}, 0),
+        ("node_imbalance", {"weight_targets": "positives", "schedule": "linear"}, 0),
+        ("node_imbalance_focal", {"heads": 2}, 2),
+        ("node_imbalance_focal", {"heads": 3, "reduction": "mean", "uncertainty": "entropy"}, 3),
+    ],
+)
+def test_the_one_sweep_path_matches_the_composition_in_value_and_gradient(monkeypatch, scheme, params, heads):
+    """Closed 0/1 targets take the fused one-sweep path (several CPU chunks here, the last one short); forcing
+    the composition (two sweeps, torch's BCE) gives the same loss and gradient to float rounding."""
+    import tailsweep.losses._hierarchy as hier
+
+    monkeypatch.setattr(hier, "_CHUNK_ELEMENTS", 150 * 4)  # 4 rows per chunk: 13 rows -> 4 chunks
+    parents = _random_dag(150, seed=7)
+    loss = build_loss(scheme, _stats_of(parents), **params)
+    if hasattr(loss, "set_progress"):
+        loss.set_progress(3, 10)  # a schedule mid-epoch: weights that differ from the stored ones
+    y = _closed(loss.hierarchy, 13, 0.08, seed=1)
+    z = torch.randn(*((heads,) if heads else ()), 13, 150, generator=torch.Generator().manual_seed(2))
+    calls = []
+    real = hier._closed_sum
+    monkeypatch.setattr(hier, "_closed_sum", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fused, g_fused = _value_and_grad(loss, z, y)
+    assert calls, "closed 0/1 targets must take the one-sweep path"
+    monkeypatch.setattr(loss, "fused_sum", lambda *a, **k: None)
+    composed, g_composed = _value_and_grad(loss, z, y)
+    assert fused.item() == pytest.approx(composed.item(), rel=2e-6)
+    assert torch.allclose(g_fused, g_composed, rtol=1e-4, atol=1e-6 * g_composed.abs().max().item())
+    assert torch.equal(g_fused == 0, g_composed == 0)  # the gradient of each max reaches the same argmax
+
+
+def test_targets_that_are_soft_or_not_closed_upward_fall_back_to_the_composition():
+    parents = _random_dag(60, seed=8)
+    loss = build_loss("mcloss", _stats_of(parents))
+    h = loss.hierarchy
+    z = torch.randn(5, 60)
+    y = _closed(h, 5, 0.2, seed=3)
+    assert loss.fused_sum(z, y, divisor=y.numel()) is not None
+    child = int(h.edge_child[0])
+    open_y = torch.zeros(5, 60)
+    open_y[2, child] = 1.0  # a positive under a negative parent
+    soft = y * 0.9
+    for bad in (open_y, soft):
+        assert not h.closed_targets(bad)
+        assert loss.fused_sum(z, bad, divisor=bad.numel()) is None
+        p = torch.sigmoid(z)
+        expected = (loss.elementwise_bce(p, bad) * loss.element_weight(bad)).mean()
+        assert loss(z, bad).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_the_one_sweep_path_scales_by_the_upstream_gradient_and_survives_a_retained_graph():
+    parents = _random_dag(40, seed=9)
+    loss = build_loss("mcloss", _stats_of(parents))
+    y = _closed(loss.hierarchy, 6, 0.3, seed=4)
+    z0 = torch.randn(6, 40)
+    _, g1 = _value_and_grad(loss, z0, y)
+    z = z0.clone().requires_grad_(True)
+    out = 3.0 * loss(z, y)
+    out.backward(retain_graph=True)
+    assert torch.allclose(z.grad, 3 * g1)
+    out.backward()  # the kept gradient was handed over: the second pass recomputes it
+    assert torch.allclose(z.grad, 6 * g1)
+    with torch.no_grad():
+        assert loss(z, y).item() == pytest.approx(out.item() / 3, rel=1e-6)
+
+
+def test_a_tie_in_the_one_sweep_path_goes_to_the_lowest_indexed_argmax():
+    loss = build_loss("mcloss", STATS)
+    y = torch.tensor([[1.0, 1.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0, 0.0]])  # closed upward
+    z = torch.tensor([[0.0] * 5, [-1.0, -1.0, -1.0, 0.0, 0.0]])  # row 0 all ties; row 1: d and e tie under b
+    z0 = z.clone()
+    fused, g = _value_and_grad(loss, z, y)
+    loss.fused_sum = lambda *a, **k: None
+    composed, g2 = _value_and_grad(loss, z, y)
+    assert fused.item() == pytest.approx(composed.item(), rel=1e-6)
+    assert torch.allclose(g, g2)
+    assert torch.equal(z, z0)
+    # row 0: every node's own index is the lowest among its tied candidates, so each keeps its own gradient
+    assert (g[0] != 0).tolist() == [True, True, True, True, True]
+    # row 1: b (negative) ties between d and e -> d (index 3); c's max is d; a's positives are a alone
+    assert (g[1] != 0).tolist() == [True, False, False, True, True]
+    assert g[1, 3].item() == pytest.approx(3 * g[1, 4].item(), rel=1e-5)  # b, c and d itself against e alone
+
+
+def test_the_one_sweep_path_leaves_its_inputs_alone_with_one_row_or_one_node():
+    loss = build_loss("mcloss", STATS)
+    z, y = torch.tensor([[0.3, -1.0, 0.5, 2.0, -0.7]]), torch.tensor([[1.0, 1.0, 0.0, 0.0, 1.0]])
+    z0, y0 = z.clone(), y.clone()
+    first = loss(z, y)
+    assert torch.equal(z, z0) and torch.equal(y, y0)
+    assert loss(z, y).item() == first.item()
+    from tailsweep.losses._hierarchy import MCLoss
+
+    single = MCLoss(Hierarchy([[]]))  # one node, no edge
+    z1 = torch.randn(4, 1)
+    z1c = z1.clone()
+    single(z1, torch.ones(4, 1))
+    assert torch.equal(z1, z1c)
