@@ -72,12 +72,16 @@ def child(impl: str, n: int, steps: int, commit: str) -> dict:
     if impl == "landed":
         ns = _landed_module(commit)
         hierarchy_cls, loss_cls = ns["Hierarchy"], ns["MCLoss"]
-    else:
+    else:  # "new", or "new:<K>": the new one with K (node, row) keys per CPU chunk
+        import tailsweep.losses._hierarchy as hier
         from tailsweep.losses._hierarchy import Hierarchy as hierarchy_cls
         from tailsweep.losses._hierarchy import MCLoss as loss_cls
+
+        if ":" in impl:
+            hier._CHUNK_ELEMENTS = int(impl.split(":")[1])
     parents = synthetic_dag(n)
     builds = []
-    for _ in range(3 if impl == "new" else 1):
+    for _ in range(3 if impl.startswith("new") else 1):
         t0 = time.perf_counter()
         h = hierarchy_cls(parents)
         builds.append(time.perf_counter() - t0)
@@ -126,6 +130,11 @@ def main() -> None:
     ap.add_argument("--landed", default="6f3ce4d", help="commit of the landed implementation to compare with")
     ap.add_argument("--cap", type=float, default=600.0, help="seconds before a landed run is stopped")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    ap.add_argument(
+        "--chunks",
+        default="262144,1048576,2097152,4194304,0",
+        help="keys per CPU chunk to compare at the largest size (0: the whole batch at once); empty: skip",
+    )
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -141,25 +150,30 @@ def main() -> None:
         if old is None:
             capped += [m for m in sizes if m >= n]
         rows.append((n, new, old))
+    scan = []
+    for k in [int(c) for c in args.chunks.split(",") if c.strip()]:
+        r = run_child(f"new:{k or sizes[-1] * BATCH}", sizes[-1], args.steps, args.landed, 3600)
+        scan.append((k, r))
     load = max(load, os.getloadavg()[0])
-    write(args, rows, load)
+    write(args, rows, load, scan)
 
 
 def _cell(r: dict | None, key: str, fmt: str) -> str:
     return "over the cap" if r is None else format(r[key], fmt)
 
 
-def write(args, rows, load: float) -> None:
+def write(args, rows, load: float, scan=()) -> None:
     from _docs import update_section
 
     lines = [
         BEGIN,
         f"Measured {time.strftime('%Y-%m-%d')} by `python benchmarks/hierarchy_scale.py --sizes {args.sizes} "
-        f"--landed {args.landed} --cap {args.cap:.0f}` (one run; one thread, B = {BATCH}, synthetic DAGs of "
+        f"--landed {args.landed} --cap {args.cap:.0f} --chunks {args.chunks}` (one run; one thread, B = {BATCH}, synthetic DAGs of "
         f"{LEVELS} levels, about 1.3 edges per node; 1-minute load average up to {load:.1f} on 2 cores: other jobs "
         "shared the machine, so wall times are inflated and the thread's CPU time is given beside them). "
         f"`landed` is `git show {args.landed}:tailsweep/losses/_hierarchy.py` (level-wise out-of-place "
-        "`scatter_reduce`, Python DFS build); `new` the custom autograd functions (one sweep with packed keys).",
+        "`scatter_reduce`, Python DFS build); `new` the one-sweep path (packed keys; targets closed upward, as "
+        "HMC data are: loss and gradient computed together, chunk by chunk of rows).",
         "",
         "| nodes | edges | build new / landed (s) | f+b wall new / landed (s) | f+b CPU new / landed (s) | "
         "peak RSS new / landed (GB) | f+b CPU ratio |",
@@ -179,9 +193,25 @@ def write(args, rows, load: float) -> None:
         f"At {rows[-1][0]:,} nodes (targets: build < 2 s, forward + backward < 1 s, peak RSS < 2 GB): build "
         f"**{big['build_s']:.3f} s**, forward + backward **{big['fb_wall_s']:.2f} s** wall / "
         f"**{big['fb_cpu_s']:.2f} s** CPU, peak RSS **{big['peak_rss_gb']:.2f} GB**.",
-        "",
-        END,
     ]
+    if scan:
+        import tailsweep.losses._hierarchy as hier
+
+        lines += [
+            "",
+            f"Rows per CPU chunk at {rows[-1][0]:,} nodes (the default keeps about {hier._CHUNK_ELEMENTS:,} keys "
+            "of 8 bytes per chunk):",
+            "",
+            "| keys per chunk | rows per chunk | f+b CPU (s) | f+b wall (s) | peak RSS (GB) |",
+            "|---|---|---|---|---|",
+        ]
+        for k, r in scan:
+            per = BATCH if not k else max(1, min(BATCH, k // rows[-1][0]))
+            lines.append(
+                f"| {k or 'whole batch'} | {per} | {_cell(r, 'fb_cpu_s', '.2f')} | {_cell(r, 'fb_wall_s', '.2f')} | "
+                f"{_cell(r, 'peak_rss_gb', '.2f')} |"
+            )
+    lines += ["", END]
     text = "\n".join(lines)
     print(text)
     update_section(
