@@ -96,7 +96,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="new vs landed MCLoss, trained side by side")
     ap.add_argument("--datasets", default="cellcycle_FUN,cellcycle_GO")
     ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--landed", default="ac8f0c8")
+    ap.add_argument("--landed", default="6f3ce4d")
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args()

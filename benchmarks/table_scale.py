@@ -8,7 +8,7 @@ labels per row drawn from the bottom two levels. Every (stage, size) runs in a f
 is its peak RSS (the whole process, Python and the libraries included). ``--landed COMMIT`` adds the landed
 implementation (``git archive COMMIT tailsweep``) at the smaller size, side by side.
 
-Usage: ``python benchmarks/table_scale.py [--rows 100000,1000000] [--landed ac8f0c8]``
+Usage: ``python benchmarks/table_scale.py [--rows 100000,1000000] [--landed 6f3ce4d]``
 """
 
 from __future__ import annotations
