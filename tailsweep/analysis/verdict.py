@@ -159,6 +159,9 @@ def picks(ev: Evidence) -> str | None:
         means = {n: v for n, v in means.items() if not math.isnan(v)}
         if not means:
             continue
+        if len(means) > 1 and max(means.values()) == min(means.values()):  # e.g. no setting finds a rare label
+            said.append(f"for {goal}, no setting stands out: every one scores {next(iter(means.values())):.3f}")
+            continue
         best = max(means, key=lambda n: (means[n], n == ev.base))  # a tie with the baseline: the baseline
         said.append(f"for {goal}, {_pick(ev, metric, best, means[best])}")
     if not said:

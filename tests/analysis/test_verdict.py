@@ -61,6 +61,17 @@ def test_it_names_the_setting_that_holds_with_its_interval_and_not_the_one_that_
     assert "3 finished seed(s) per setting" in limits and "1 trial(s) are missing" in limits and "few-shot 3" in limits
 
 
+def test_a_goal_no_setting_moves_is_said_so_instead_of_picking_the_baseline():
+    ev = _evidence()
+    for ts in ev.groups.values():
+        for t in ts:
+            t.metrics["test/recall_few"] = 0.0  # no setting finds a few-shot label at 0.5
+    pick = sentences(ev)[2]
+    assert "for finding the rare labels (few-shot recall at 0.5), no setting stands out: every one scores 0.000" in pick
+    assert "`unweighted` (0.000)" not in pick
+    assert "macro AP), `noise` has the highest mean" in pick  # the other goals are unchanged
+
+
 COUNTS = [400, 150, 60, 30, 12, 5]
 BUCKETS = ["many", "many", "medium", "medium", "few", "few"]
 
