@@ -16,3 +16,10 @@ def update_section(out: str | Path, begin: str, end: str, heading: str, text: st
         doc += f"\n## {heading}\n\n{text}\n"
     out.write_text(doc)
     print(f"updated {out}")
+
+
+def load_note(load: float, cores: int = 2) -> str:
+    """How busy the machine was, in the words a reader needs: a busy machine inflates wall times."""
+    if load < cores:
+        return f"1-minute load average up to {load:.1f} on {cores} cores: the machine was otherwise idle"
+    return f"1-minute load average up to {load:.1f} on {cores} cores: other jobs shared the machine, so wall times are inflated"

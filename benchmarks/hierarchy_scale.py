@@ -163,14 +163,14 @@ def _cell(r: dict | None, key: str, fmt: str) -> str:
 
 
 def write(args, rows, load: float, scan=()) -> None:
-    from _docs import update_section
+    from _docs import load_note, update_section
 
     lines = [
         BEGIN,
         f"Measured {time.strftime('%Y-%m-%d')} by `python benchmarks/hierarchy_scale.py --sizes {args.sizes} "
         f"--landed {args.landed} --cap {args.cap:.0f} --chunks {args.chunks}` (one run; one thread, B = {BATCH}, synthetic DAGs of "
-        f"{LEVELS} levels, about 1.3 edges per node; 1-minute load average up to {load:.1f} on 2 cores: other jobs "
-        "shared the machine, so wall times are inflated and the thread's CPU time is given beside them). "
+        f"{LEVELS} levels, about 1.3 edges per node; {load_note(load)}; the thread's CPU time is given beside the "
+        "wall time). "
         f"`landed` is `git show {args.landed}:tailsweep/losses/_hierarchy.py` (level-wise out-of-place "
         "`scatter_reduce`, Python DFS build); `new` the one-sweep path (packed keys; targets closed upward, as "
         "HMC data are: loss and gradient computed together, chunk by chunk of rows).",

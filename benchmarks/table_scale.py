@@ -148,13 +148,12 @@ def _cell(row: dict | None) -> str:
 
 
 def write(args, sizes, results, load: float) -> None:
-    from _docs import update_section
+    from _docs import load_note, update_section
 
     cmd = f"python benchmarks/table_scale.py --rows {args.rows}" + (f" --landed {args.landed}" if args.landed else "")
     lines = [
         BEGIN,
-        f"Measured {time.strftime('%Y-%m-%d')} by `{cmd}` (one run; 1-minute load average up to {load:.1f} on 2 "
-        f"cores: the machine was shared, so seconds are inflated). A synthetic GO-style set: {LABELS:,} labels in a "
+        f"Measured {time.strftime('%Y-%m-%d')} by `{cmd}` (one run; {load_note(load)}). A synthetic GO-style set: {LABELS:,} labels in a "
         f"DAG, {FEATURES} numeric features, two labels per row, train / valid / test = 80 / 10 / 10 %. Each cell: "
         "wall seconds (the process's CPU seconds, imports included: the steadier figure on a shared machine) / peak "
         "RSS of a fresh process.",
